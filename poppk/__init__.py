@@ -1,0 +1,35 @@
+"""poppk: Bayesian population pharmacokinetics with body-size covariates.
+
+The public API is flat: everything a notebook needs is importable from
+``poppk`` directly.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from poppk.errors import (
+    ConfigError,
+    ConvergenceWarning,
+    DatasetError,
+    DataWarning,
+    FitError,
+    ModelSpecError,
+    PopPKError,
+)
+
+try:
+    __version__ = _version("poppk")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "PopPKError",
+    "DatasetError",
+    "ModelSpecError",
+    "ConfigError",
+    "FitError",
+    "ConvergenceWarning",
+    "DataWarning",
+]
