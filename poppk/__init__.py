@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from poppk.errors import (
+    BodySizeError,
     ConfigError,
     ConvergenceWarning,
     DatasetError,
@@ -32,4 +33,5 @@ __all__ = [
     "FitError",
     "ConvergenceWarning",
     "DataWarning",
+    "BodySizeError",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "FitError",
     "ConvergenceWarning",
     "DataWarning",
+    "BodySizeError",
 ]
 
 
@@ -92,3 +93,7 @@ class ConvergenceWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """Records were excluded or reinterpreted while reading a dataset."""
+
+
+class BodySizeError(PopPKError, ValueError):
+    """A body-size input (weight, height, sex code) is missing, non-positive or implausible."""
