@@ -1,0 +1,19 @@
+"""Model specification, PyMC model assembly, fitting and fit persistence."""
+
+from poppk.model.build import build_model
+from poppk.model.design import ModelDesign, build_design
+from poppk.model.init import LaplaceInit, laplace_init
+from poppk.model.priors import Prior
+from poppk.model.spec import CovariateEffect, ModelSpec, structural_parameters
+
+__all__ = [
+    "ModelSpec",
+    "CovariateEffect",
+    "Prior",
+    "structural_parameters",
+    "ModelDesign",
+    "build_design",
+    "build_model",
+    "LaplaceInit",
+    "laplace_init",
+]

@@ -1,0 +1,216 @@
+"""``build_model``: the only place that assembles a ``pm.Model``.
+
+Variables (names a pharmacometrician reads directly):
+
+* ``log_CL`` … free; ``CL``, ``V1`` … typical values (deterministic, natural scale);
+* ``beta_<PARAM>_<COV>`` covariate coefficients;
+* ``omega_<PARAM>`` IIV standard deviations, ``omega_corr`` (full Ω only);
+* ``sigma_prop`` / ``sigma_add`` / ``sigma_exp`` residual error;
+* ``theta`` (``id × iiv``): individual log parameters of the IIV parameters.
+
+Parametrisations of the random effects:
+
+* ``"centered"`` (default): ``theta_i = m_i + C_i z_i`` with the Laplace mean
+  and Cholesky factor of subject i from :func:`poppk.model.init.laplace_init`
+  (constants), ``z`` free with a flat base measure, and the population density
+  ``theta_i ~ MVN(log TV_i, Ω)`` added explicitly.  An affine change of
+  variables with a constant Jacobian: the posterior is exactly the centred
+  model's, preconditioned per subject.
+* ``"noncentered"``: ``theta_i = log TV_i + L_Ω z_i``, ``z ~ N(0, I)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from poppk.errors import ModelSpecError
+from poppk.model.design import ModelDesign, build_design
+from poppk.model.init import LaplaceInit
+from poppk.model.likelihood import observation_loglik
+from poppk.model.parameters import log_individual_parameters
+from poppk.model.predict import predict_design
+from poppk.model.priors import Prior
+from poppk.model.spec import ModelSpec
+
+__all__ = ["build_model"]
+
+
+def _prior_rv(pm: Any, name: str, prior: Prior, **kw: Any) -> Any:
+    f, p = prior.family, dict(prior.params)
+    if f == "normal":
+        return pm.Normal(name, mu=p["mu"], sigma=p["sigma"], **kw)
+    if f == "halfnormal":
+        return pm.HalfNormal(name, sigma=p["sigma"], **kw)
+    if f == "halfcauchy":
+        return pm.HalfCauchy(name, beta=p["beta"], **kw)
+    if f == "exponential":
+        return pm.Exponential(name, scale=p["scale"], **kw)
+    if f == "lognormal":
+        return pm.LogNormal(name, mu=np.log(p["median"]), sigma=p["sigma"], **kw)
+    raise ModelSpecError(f"{name}: prior family {f!r} cannot be used here")
+
+
+def _sigma_prior(spec: ModelSpec, name: str, design: ModelDesign) -> Prior:
+    given = dict(spec.sigma)
+    if name in given:
+        return given[name]
+    if name == "add":
+        obs = design.dv[~design.blq]
+        scale = float(np.median(np.abs(obs))) if obs.size else 1.0
+        return Prior.halfnormal(max(scale, 1e-12))
+    return Prior.halfnormal(0.5)
+
+
+def build_model(
+    spec: ModelSpec,
+    data: Any = None,
+    *,
+    design: ModelDesign | None = None,
+    init: LaplaceInit | None = None,
+) -> Any:
+    """Assemble the PyMC model of ``spec`` on ``data``.
+
+    Parameters
+    ----------
+    spec
+        Model spec; covariate references are resolved against ``data``.
+    data
+        A :class:`~poppk.data.PKData` (or pass ``design``).
+    design
+        A prebuilt :class:`~poppk.model.design.ModelDesign`.
+    init
+        Laplace-EM result; required by the ``"centered"`` parametrisation (it
+        is computed here when missing).
+
+    Returns
+    -------
+    pymc.Model
+        With coordinates ``id``, ``obs``, ``iiv`` (and ``iiv_bis``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if design is None:
+        if data is None:
+            raise ModelSpecError("build_model needs data or a design")
+        spec = spec.resolved(data.covariates)
+        design = build_design(spec, data)
+    if any(c.reference is None and c.form != "categorical" for c in spec.covariates):
+        raise ModelSpecError("covariate references are unresolved: pass the spec through spec.resolved(data.covariates)")
+    k = len(spec.iiv)
+    if spec.parametrization == "centered" and k and init is None:
+        from poppk.model.init import laplace_init
+
+        init = laplace_init(spec, design)
+
+    coords = {
+        "id": [str(s) for s in design.subject_ids],
+        "obs": np.arange(design.n_obs),
+        "iiv": list(spec.iiv),
+        "iiv_bis": list(spec.iiv),
+    }
+    with pm.Model(coords=coords) as model:
+        log_tv: dict[str, Any] = {}
+        for p, prior in spec.typical:
+            if prior.is_fixed:
+                log_tv[p] = pt.as_tensor_variable(np.log(prior["value"]))
+            else:
+                log_tv[p] = pm.Normal(f"log_{p}", mu=np.log(prior["median"]), sigma=prior["sigma"])
+            pm.Deterministic(p, pt.exp(log_tv[p]))
+        betas: dict[str, Any] = {}
+        for c in spec.covariates:
+            if c.prior.is_fixed:  # type: ignore[union-attr]
+                betas[c.name] = pt.as_tensor_variable(c.prior["value"])  # type: ignore[index]
+            else:
+                betas[c.name] = _prior_rv(pm, c.name, c.prior)  # type: ignore[arg-type]
+        covs = {name: pt.as_tensor_variable(v) for name, v in design.covariates.items()}
+        # typical log parameters of every subject (covariates, no eta)
+        typical = log_individual_parameters(spec, log_tv, betas, covs, None)
+
+        eta_map: dict[str, Any] = {}
+        if k:
+            if spec.iiv_correlation == "full":
+                families = {pr.family for _, pr in spec.omega}
+                if len(families) != 1 or "fixed" in families:
+                    raise ModelSpecError(
+                        "iiv_correlation='full' needs the same (non-fixed) prior family for every omega; "
+                        f"got {sorted(families)}"
+                    )
+                sd_dist = _prior_dist(pm, spec.omega, k)
+                chol, corr, stds = pm.LKJCholeskyCov(
+                    "omega_chol", n=k, eta=spec.lkj_eta, sd_dist=sd_dist, compute_corr=True
+                )
+                omega_vec = stds
+                for j, p in enumerate(spec.iiv):
+                    pm.Deterministic(f"omega_{p}", stds[j])
+                pm.Deterministic("omega_corr", corr, dims=("iiv", "iiv_bis"))
+            else:
+                chol = None
+                omegas = []
+                for p, prior in spec.omega:
+                    if prior.is_fixed:
+                        omegas.append(pt.as_tensor_variable(prior["value"]))
+                    else:
+                        omegas.append(_prior_rv(pm, f"omega_{p}", prior))
+                omega_vec = pt.stack(omegas)
+            mu = pt.stack(
+                [pt.broadcast_to(typical[p], (design.n_subjects,)) for p in spec.iiv], axis=1
+            )
+            if spec.parametrization == "centered":
+                z = pm.Flat("z", dims=("id", "iiv"))
+                m_i = pt.as_tensor_variable(init.mode)  # type: ignore[union-attr]
+                c_i = pt.as_tensor_variable(init.chol)  # type: ignore[union-attr]
+                theta = m_i + pt.batched_dot(c_i, z[:, :, None])[:, :, 0]
+                eta = theta - mu
+                if chol is None:
+                    pm.Potential(
+                        "iiv_density",
+                        pm.logp(pm.Normal.dist(0.0, omega_vec[None, :]), eta).sum(),
+                    )
+                else:
+                    pm.Potential(
+                        "iiv_density",
+                        pm.logp(pm.MvNormal.dist(mu=pt.zeros(k), chol=chol), eta).sum(),
+                    )
+            else:
+                z = pm.Normal("z", 0.0, 1.0, dims=("id", "iiv"))
+                eta = z * omega_vec[None, :] if chol is None else z @ chol.T
+                theta = mu + eta
+            pm.Deterministic("theta", theta, dims=("id", "iiv"))
+            eta_map = {p: eta[:, j] for j, p in enumerate(spec.iiv)}
+
+        logp = log_individual_parameters(spec, log_tv, betas, covs, eta_map)
+        params = {p: pt.exp(v) for p, v in logp.items()}
+        sigma = {}
+        for name in spec.sigma_names:
+            prior = _sigma_prior(spec, name, design)
+            sigma[name] = pt.as_tensor_variable(prior["value"]) if prior.is_fixed else _prior_rv(pm, f"sigma_{name}", prior)
+        ipred = predict_design(spec, design, params)
+        ll = observation_loglik(
+            pt.as_tensor_variable(design.dv),
+            ipred,
+            sigma,
+            spec.error,
+            blq=pt.as_tensor_variable(design.blq) if design.has_blq else None,
+            lloq=pt.as_tensor_variable(design.lloq),
+            truncate_at_zero=spec.truncate_at_zero,
+        )
+        pm.Potential("loglik", ll.sum())
+    model.poppk_design = design  # type: ignore[attr-defined]
+    model.poppk_spec = spec  # type: ignore[attr-defined]
+    model.poppk_init = init  # type: ignore[attr-defined]
+    return model
+
+
+def _prior_dist(pm: Any, priors: Any, k: int) -> Any:
+    """A vector-valued unregistered distribution for the IIV SDs (full Ω)."""
+    family = priors[0][1].family
+    key = {"halfnormal": "sigma", "halfcauchy": "beta", "exponential": "scale"}[family]
+    values = np.array([pr[key] for _, pr in priors])
+    if family == "halfnormal":
+        return pm.HalfNormal.dist(sigma=values, shape=k)
+    if family == "halfcauchy":
+        return pm.HalfCauchy.dist(beta=values, shape=k)
+    return pm.Exponential.dist(scale=values, shape=k)

@@ -1,0 +1,184 @@
+"""The numeric design of a dataset for a given model spec.
+
+:class:`ModelDesign` is the bridge from :class:`~poppk.data.PKData` (tables)
+to the arrays that the PK kernel and the likelihood consume: subject index of
+each observation, the padded per-observation dose matrix, BLQ flags and the
+per-subject covariate values a spec needs.  It is built once per fit and
+reused by the PyMC model and by every post-sampling computation (IPRED,
+PRED, pointwise log-likelihood, posterior predictive checks).
+
+Compartment conventions (NONMEM ADVAN-like): without absorption every dose
+goes into the central compartment (CMT 1); with first-order absorption doses
+into CMT 1 go into the depot (oral) and doses into any other CMT are IV into
+the central compartment.  Predictions are central-compartment concentrations
+(amount/volume) whatever the observation's CMT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from poppk.errors import ModelSpecError
+from poppk.model.parameters import covariate_columns
+from poppk.model.spec import ModelSpec
+from poppk.pk import padded_dose_matrix
+from poppk.pk.recursion import recursion_plan
+
+__all__ = ["ModelDesign", "build_design"]
+
+
+@dataclass(frozen=True)
+class ModelDesign:
+    """Arrays describing a dataset for one model (see module docstring).
+
+    Attributes
+    ----------
+    subject_ids
+        Subject IDs in dataset order (the ``id`` coordinate).
+    obs_subject
+        Index into ``subject_ids`` of each observation used in the likelihood.
+    obs_time, dv, blq, lloq, obs_row
+        Per observation: time, observed value (LLOQ on BLQ records), BLQ flag,
+        LLOQ (0 where none) and the record's row in the file.
+    doses
+        Padded dose matrix (``dt, amt, dur, oral, ss, ii, mask``), each of
+        shape ``(n_obs, max_doses)``.
+    covariates
+        ``{effect name: per-subject values}`` for the spec's covariate effects.
+    dropped_blq
+        Rows of BLQ records discarded under ``blq="m1"``.
+    """
+
+    subject_ids: np.ndarray
+    obs_subject: np.ndarray
+    obs_time: np.ndarray
+    dv: np.ndarray
+    blq: np.ndarray
+    lloq: np.ndarray
+    obs_row: np.ndarray
+    doses: dict[str, np.ndarray] = field(repr=False)
+    covariates: dict[str, np.ndarray] = field(repr=False)
+    dropped_blq: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    plan: Any = field(default=None, repr=False)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return int(len(self.subject_ids))
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations in the likelihood."""
+        return int(len(self.dv))
+
+    @property
+    def has_blq(self) -> bool:
+        """True if any BLQ record enters the likelihood (M3)."""
+        return bool(self.blq.any())
+
+    def obs_per_subject(self) -> np.ndarray:
+        """Number of observations of each subject."""
+        return np.bincount(self.obs_subject, minlength=self.n_subjects)
+
+
+def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fast: bool = True) -> ModelDesign:
+    """Build the :class:`ModelDesign` of ``data`` for ``spec``.
+
+    Parameters
+    ----------
+    spec
+        A model spec; covariate references must be resolved
+        (:meth:`ModelSpec.resolved`).
+    data
+        A :class:`~poppk.data.PKData`.
+    max_doses
+        Cap on doses per observation (error if exceeded); default: the
+        largest number any observation has.
+    fast
+        Precompute the O(n_obs + n_doses) modal recursion
+        (:mod:`poppk.pk.recursion`) where the design allows it (IV doses);
+        ``False`` forces dense superposition.
+
+    Returns
+    -------
+    ModelDesign
+    """
+    subjects = np.asarray(data.subjects)
+    index = {sid: i for i, sid in enumerate(subjects.tolist())}
+    obs = data.observations
+    doses = data.doses
+    if len(obs) == 0:
+        raise ModelSpecError("the dataset has no observations to fit")
+    if len(doses) == 0:
+        raise ModelSpecError("the dataset has no dose records; a PK model needs doses")
+
+    dropped = np.zeros(0, dtype=int)
+    if spec.blq == "m1" and obs["BLQ"].any():
+        dropped = obs.loc[obs["BLQ"], "ROW"].to_numpy(dtype=int)
+        obs = obs.loc[~obs["BLQ"]]
+
+    obs_subject = np.array([index[s] for s in obs["ID"].tolist()], dtype=np.int64)
+    dose_subject = np.array([index[s] for s in doses["ID"].tolist()], dtype=np.int64)
+    cmt = doses["CMT"].to_numpy(dtype=np.int64)
+    if spec.absorption == "first-order":
+        oral = cmt == 1
+        if (oral & (doses["DUR"].to_numpy(dtype=float) > 0)).any():
+            bad = doses.loc[oral & (doses["DUR"].to_numpy(dtype=float) > 0)].iloc[0]
+            raise ModelSpecError(
+                f"row {int(bad['ROW'])}: a zero-order infusion into the depot (CMT 1) is not supported "
+                "with first-order absorption; give oral doses as boluses (RATE 0) or dose IV into CMT 2"
+            )
+    else:
+        oral = np.zeros(len(doses), dtype=bool)
+        if (cmt != 1).any():
+            bad = doses.loc[cmt != 1].iloc[0]
+            raise ModelSpecError(
+                f"row {int(bad['ROW'])}: dose into CMT {int(bad['CMT'])}, but an IV {spec.structure} "
+                "model doses the central compartment, CMT 1 (use absorption='first-order' for depot doses)"
+            )
+
+    # record order within the file decides dose/observation ties at equal times
+    obs_order = obs["ROW"].to_numpy(dtype=float)
+    dose_order = doses["ROW"].to_numpy(dtype=float) + 1e-3 * doses.get("ADDL_INDEX", 0 * doses["ROW"]).to_numpy(dtype=float)
+    mat = padded_dose_matrix(
+        obs_subject,
+        obs["TIME"].to_numpy(dtype=float),
+        obs["SEGMENT"].to_numpy(dtype=np.int64),
+        obs_order,
+        dose_subject,
+        doses["TIME"].to_numpy(dtype=float),
+        doses["SEGMENT"].to_numpy(dtype=np.int64),
+        dose_order,
+        doses["AMT"].to_numpy(dtype=float),
+        doses["DUR"].to_numpy(dtype=float),
+        oral,
+        doses["SS"].to_numpy(dtype=np.int64),
+        doses["II"].to_numpy(dtype=float),
+        max_doses=max_doses,
+    )
+    cov_table = data.covariates.loc[subjects.tolist()] if len(spec.covariates) else None
+    covs = covariate_columns(spec, cov_table) if cov_table is not None else {}
+    for name, values in covs.items():
+        if not np.all(np.isfinite(values)):
+            bad = subjects[~np.isfinite(values)][0]
+            raise ModelSpecError(f"covariate for {name} is missing or not numeric for subject {bad!r}")
+    lloq = obs["LLOQ"].to_numpy(dtype=float)
+    lloq = np.where(np.isfinite(lloq), lloq, 0.0)
+    return ModelDesign(
+        subject_ids=subjects,
+        obs_subject=obs_subject,
+        obs_time=obs["TIME"].to_numpy(dtype=float),
+        dv=obs["DV"].to_numpy(dtype=float),
+        blq=obs["BLQ"].to_numpy(dtype=bool),
+        lloq=lloq,
+        obs_row=obs["ROW"].to_numpy(dtype=np.int64),
+        doses=mat,
+        covariates=covs,
+        dropped_blq=dropped,
+        plan=recursion_plan(obs_subject, mat, dose_subject, doses["TIME"].to_numpy(dtype=float), len(subjects))
+        if fast
+        else None,
+    )

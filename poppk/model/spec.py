@@ -1,0 +1,575 @@
+"""The model specification: a frozen description of a population-PK model.
+
+A :class:`ModelSpec` says *what* model to fit — structure, typical values and
+their priors, covariate effects, inter-individual variability (IIV), residual
+error and the handling of BLQ records — and nothing about *how* PyMC builds it.
+:func:`poppk.model.build.build_model` is the only place that turns a spec and a
+dataset into a ``pm.Model``.
+
+Specs are immutable and validated on construction; change one with
+:func:`dataclasses.replace` or the helper methods (``with_covariate``,
+``with_size_covariate``), which return new specs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from poppk.errors import ModelSpecError
+from poppk.model.priors import Prior
+
+__all__ = [
+    "ModelSpec",
+    "CovariateEffect",
+    "STRUCTURES",
+    "ERROR_MODELS",
+    "structural_parameters",
+]
+
+STRUCTURES = ("1cmt", "2cmt", "3cmt")
+ABSORPTION = (None, "first-order")
+ERROR_MODELS = ("additive", "proportional", "combined", "exponential")
+BLQ_METHODS = ("m3", "m1")
+PARAMETRIZATIONS = ("noncentered", "centered")
+COVARIATE_FORMS = ("power", "exponential", "linear", "categorical")
+
+_DISPOSITION = {
+    "1cmt": ("CL", "V1"),
+    "2cmt": ("CL", "V1", "Q", "V2"),
+    "3cmt": ("CL", "V1", "Q", "V2", "Q3", "V3"),
+}
+
+#: Default prior of a covariate coefficient, by form.
+_DEFAULT_COV_PRIOR = {
+    "power": Prior.normal(0.0, 1.0),
+    "exponential": Prior.normal(0.0, 0.1),
+    "linear": Prior.normal(0.0, 0.1),
+    "categorical": Prior.normal(0.0, 0.5),
+}
+
+#: Which residual-error magnitudes each error model estimates.
+_SIGMAS = {
+    "additive": ("add",),
+    "proportional": ("prop",),
+    "combined": ("prop", "add"),
+    "exponential": ("exp",),
+}
+
+
+def structural_parameters(structure: str, absorption: str | None = None, lag: bool = False) -> tuple[str, ...]:
+    """Names of the structural PK parameters of a model.
+
+    Parameters
+    ----------
+    structure
+        ``"1cmt"``, ``"2cmt"`` or ``"3cmt"``.
+    absorption
+        ``None`` for intravenous dosing only, ``"first-order"`` to add ``KA``.
+    lag
+        Add an absorption lag time ``ALAG1`` (first-order absorption only).
+
+    Examples
+    --------
+    >>> structural_parameters("2cmt")
+    ('CL', 'V1', 'Q', 'V2')
+    >>> structural_parameters("1cmt", "first-order", lag=True)
+    ('CL', 'V1', 'KA', 'ALAG1')
+    """
+    if structure not in _DISPOSITION:
+        raise ModelSpecError(f"structure {structure!r} is not one of {STRUCTURES}")
+    names = _DISPOSITION[structure]
+    if absorption == "first-order":
+        names = names + ("KA",) + (("ALAG1",) if lag else ())
+    return names
+
+
+def _as_prior(value: Any, where: str) -> Prior:
+    if isinstance(value, Prior):
+        return value
+    if isinstance(value, Mapping):
+        return Prior.from_dict(value)
+    raise ModelSpecError(f"{where}: expected a Prior or a {{family=...}} table, got {value!r}")
+
+
+def _freeze_priors(mapping: Any, where: str) -> tuple[tuple[str, Prior], ...]:
+    if mapping is None:
+        return ()
+    items = mapping.items() if isinstance(mapping, Mapping) else mapping
+    return tuple((str(k), _as_prior(v, f"{where}[{k!r}]")) for k, v in items)
+
+
+@dataclass(frozen=True)
+class CovariateEffect:
+    """One covariate effect on one structural parameter.
+
+    The individual parameter is ``TV · f(covariate) · exp(η)`` with ``f``:
+
+    * ``"power"``: ``(cov / reference) ** beta`` — allometric scaling on a body-size
+      descriptor, e.g. ``(AIBW / 60) ** beta``; fix ``beta`` with
+      ``prior=Prior.fixed(0.75)``.
+    * ``"exponential"``: ``exp(beta · (cov − reference))``.
+    * ``"linear"``: ``1 + beta · (cov − reference)`` (kept positive by the data range;
+      prefer exponential when in doubt).
+    * ``"categorical"``: ``exp(beta)`` for subjects whose covariate equals ``level``,
+      1 otherwise (e.g. sex: ``level="F"``).
+
+    Parameters
+    ----------
+    parameter
+        Structural parameter the effect acts on (``"CL"``, ``"V1"``, ...).
+    covariate
+        Column of ``PKData.covariates`` (baseline per subject): ``"TBW"``,
+        ``"AIBW"``, ``"ALB"``, ``"SEX"``, ...
+    form
+        ``"power"``, ``"exponential"``, ``"linear"`` or ``"categorical"``.
+    reference
+        Reference value of a continuous covariate; ``None`` is resolved to the
+        dataset median when the model is built (and recorded in the fit).
+    level
+        For ``"categorical"``: the level that receives the effect.
+    prior
+        Prior of ``beta``; defaults by form (power: Normal(0, 1)). Use
+        ``Prior.fixed(value)`` to hold it fixed.
+    """
+
+    parameter: str
+    covariate: str
+    form: str = "power"
+    reference: float | None = None
+    level: Any = None
+    prior: Prior | None = None
+
+    def __post_init__(self) -> None:
+        if self.form not in COVARIATE_FORMS:
+            raise ModelSpecError(
+                f"covariate effect {self.covariate} on {self.parameter}: form {self.form!r} "
+                f"is not one of {COVARIATE_FORMS}"
+            )
+        if self.form == "categorical":
+            if self.level is None:
+                raise ModelSpecError(
+                    f"categorical effect of {self.covariate} on {self.parameter} needs level= "
+                    "(the category that receives the effect, e.g. level='F')"
+                )
+        elif self.reference is not None:
+            ref = float(self.reference)
+            if self.form == "power" and ref <= 0:
+                raise ModelSpecError(
+                    f"power effect of {self.covariate} on {self.parameter}: reference must be > 0, got {ref}"
+                )
+            object.__setattr__(self, "reference", ref)
+        prior = self.prior if self.prior is not None else _DEFAULT_COV_PRIOR[self.form]
+        object.__setattr__(self, "prior", _as_prior(prior, f"covariate {self.name}"))
+
+    @property
+    def name(self) -> str:
+        """Variable name of the coefficient in the posterior, e.g. ``beta_CL_AIBW``."""
+        return f"beta_{self.parameter}_{self.covariate}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"parameter": self.parameter, "covariate": self.covariate, "form": self.form}
+        if self.reference is not None:
+            d["reference"] = self.reference
+        if self.level is not None:
+            d["level"] = self.level
+        d["prior"] = self.prior.to_dict()  # type: ignore[union-attr]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CovariateEffect":
+        allowed = {"parameter", "covariate", "form", "reference", "level", "prior"}
+        extra = set(d) - allowed
+        if extra:
+            raise ModelSpecError(f"covariate effect: unknown keys {sorted(extra)}; valid: {sorted(allowed)}")
+        kw = dict(d)
+        if "prior" in kw and kw["prior"] is not None:
+            kw["prior"] = _as_prior(kw["prior"], "covariate prior")
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A population-PK model: structure, priors, covariates, IIV, residual error.
+
+    Parameters
+    ----------
+    structure
+        ``"1cmt"``, ``"2cmt"`` or ``"3cmt"`` (linear disposition).  The route of
+        each dose (bolus, infusion, oral) is given by the dataset.
+    typical
+        Prior of each typical value (population median for a reference subject),
+        by parameter name.  A bare number ``x`` means ``LogNormal(median=x,
+        sigma=1)`` — a weakly informative prior spanning roughly x/5 to 5x
+        (90%).  Every structural parameter needs one (it doubles as the
+        initial estimate, as $THETA does in NONMEM).
+    absorption, lag
+        ``"first-order"`` adds ``KA`` (and ``ALAG1`` when ``lag``) for doses into
+        the depot compartment.
+    covariates
+        :class:`CovariateEffect` terms.
+    iiv
+        Parameters with log-normal random effects ``exp(η)``.
+    iiv_correlation
+        ``"diagonal"`` (independent η) or ``"full"`` (LKJ prior on the
+        correlation, Cholesky-parametrised).
+    omega
+        Prior of each IIV standard deviation ω (SD of η, log scale), by parameter;
+        the default ``HalfNormal(0.5)`` puts 90% mass below ω≈0.82 (CV≈95%).
+    lkj_eta
+        Shape of the LKJ prior when ``iiv_correlation="full"`` (2 = mildly
+        favours small correlations).
+    error
+        ``"additive"``, ``"proportional"``, ``"combined"`` (SD² = add² +
+        (prop·IPRED)²) or ``"exponential"`` (log DV ~ Normal(log IPRED, σ)).
+    sigma
+        Priors of the residual-error magnitudes by name (``"prop"``, ``"add"``,
+        ``"exp"``). Defaults: ``prop``/``exp`` HalfNormal(0.5); ``add`` HalfNormal
+        with scale equal to the median observation (resolved when built).
+    blq
+        ``"m3"``: BLQ records enter the likelihood as P(DV < LLOQ) (Beal's M3);
+        ``"m1"``: BLQ records are discarded (and reported).
+    truncate_at_zero
+        Normalise the additive/proportional/combined likelihood for truncation
+        of DV at 0 (as in the Stan benchmark model).
+    parametrization
+        ``"noncentered"`` (η = ω·z, robust when data per subject are sparse) or
+        ``"centered"`` (log parameters drawn directly, efficient when each subject
+        has rich data).
+    units
+        Unit labels: ``time``, ``amount``, ``volume`` (concentration is
+        amount/volume).
+    """
+
+    structure: str = "2cmt"
+    typical: Any = ()
+    absorption: str | None = None
+    lag: bool = False
+    covariates: tuple[CovariateEffect, ...] = ()
+    iiv: tuple[str, ...] = ("CL", "V1")
+    iiv_correlation: str = "diagonal"
+    omega: Any = ()
+    lkj_eta: float = 2.0
+    error: str = "combined"
+    sigma: Any = ()
+    blq: str = "m3"
+    truncate_at_zero: bool = False
+    parametrization: str = "noncentered"
+    units: Any = (("time", "h"), ("amount", "mg"), ("volume", "L"))
+
+    # ------------------------------------------------------------------ checks
+    def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise ModelSpecError(f"structure {self.structure!r} is not one of {STRUCTURES}")
+        if self.absorption not in ABSORPTION:
+            raise ModelSpecError(f"absorption {self.absorption!r} is not one of {ABSORPTION}")
+        if self.lag and self.absorption is None:
+            raise ModelSpecError("lag=True needs absorption='first-order'")
+        params = structural_parameters(self.structure, self.absorption, self.lag)
+
+        typical = []
+        raw_typ = self.typical.items() if isinstance(self.typical, Mapping) else self.typical
+        for k, v in raw_typ:
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if v <= 0:
+                    raise ModelSpecError(f"typical value of {k} must be > 0, got {v}")
+                v = Prior.lognormal(float(v), 1.0)
+            typical.append((str(k), _as_prior(v, f"typical[{k!r}]")))
+        object.__setattr__(self, "typical", tuple(typical))
+        unknown = [k for k, _ in typical if k not in params]
+        if unknown:
+            raise ModelSpecError(
+                f"typical values given for {unknown}, which are not parameters of a "
+                f"{self.structure} model with absorption={self.absorption!r}; parameters: {params}"
+            )
+        missing = [p for p in params if p not in dict(typical)]
+        if missing:
+            raise ModelSpecError(
+                f"no typical value (initial estimate / prior) for {missing}; give e.g. "
+                f"typical={{{', '.join(f'{p!r}: <value>' for p in params)}}}"
+            )
+        for k, prior in typical:
+            if prior.family not in ("lognormal", "fixed"):
+                raise ModelSpecError(
+                    f"typical[{k!r}]: use a 'lognormal' or 'fixed' prior for a positive PK parameter, got {prior.family!r}"
+                )
+
+        covs = tuple(c if isinstance(c, CovariateEffect) else CovariateEffect.from_dict(c) for c in self.covariates)
+        object.__setattr__(self, "covariates", covs)
+        seen = set()
+        for c in covs:
+            if c.parameter not in params:
+                raise ModelSpecError(
+                    f"covariate effect {c.covariate} on {c.parameter!r}: no such parameter; parameters: {params}"
+                )
+            if c.name in seen:
+                raise ModelSpecError(f"covariate effect {c.covariate} on {c.parameter} is given twice")
+            seen.add(c.name)
+
+        iiv = tuple(str(p) for p in self.iiv)
+        object.__setattr__(self, "iiv", iiv)
+        bad = [p for p in iiv if p not in params]
+        if bad:
+            raise ModelSpecError(f"iiv on {bad}: not parameters of this model; parameters: {params}")
+        if len(set(iiv)) != len(iiv):
+            raise ModelSpecError(f"iiv lists a parameter twice: {iiv}")
+        if self.iiv_correlation not in ("diagonal", "full"):
+            raise ModelSpecError(f"iiv_correlation {self.iiv_correlation!r} is not 'diagonal' or 'full'")
+        if self.iiv_correlation == "full" and len(iiv) < 2:
+            raise ModelSpecError("iiv_correlation='full' needs IIV on at least two parameters")
+
+        omega = dict(_freeze_priors(self.omega, "omega"))
+        for p in omega:
+            if p not in iiv:
+                raise ModelSpecError(f"omega prior given for {p!r}, which has no IIV; iiv={iiv}")
+        full_omega = tuple((p, omega.get(p, Prior.halfnormal(0.5))) for p in iiv)
+        for p, pr in full_omega:
+            if pr.family not in ("halfnormal", "halfcauchy", "exponential", "fixed"):
+                raise ModelSpecError(f"omega[{p!r}]: use a positive prior (halfnormal, ...), got {pr.family!r}")
+        object.__setattr__(self, "omega", full_omega)
+        if float(self.lkj_eta) <= 0:
+            raise ModelSpecError(f"lkj_eta must be > 0, got {self.lkj_eta}")
+        object.__setattr__(self, "lkj_eta", float(self.lkj_eta))
+
+        if self.error not in ERROR_MODELS:
+            raise ModelSpecError(f"error model {self.error!r} is not one of {ERROR_MODELS}")
+        sig = dict(_freeze_priors(self.sigma, "sigma"))
+        needed = _SIGMAS[self.error]
+        extra = [k for k in sig if k not in needed]
+        if extra:
+            raise ModelSpecError(
+                f"sigma priors given for {extra}, not used by the {self.error!r} error model (it uses {needed})"
+            )
+        object.__setattr__(self, "sigma", tuple((k, sig[k]) for k in needed if k in sig))
+        if self.blq not in BLQ_METHODS:
+            raise ModelSpecError(f"blq {self.blq!r} is not one of {BLQ_METHODS}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ModelSpecError(f"parametrization {self.parametrization!r} is not one of {PARAMETRIZATIONS}")
+        if self.truncate_at_zero and self.error == "exponential":
+            raise ModelSpecError("truncate_at_zero applies to additive/proportional/combined errors only")
+        units = dict(self.units.items() if isinstance(self.units, Mapping) else self.units)
+        for k in units:
+            if k not in ("time", "amount", "volume"):
+                raise ModelSpecError(f"units: unknown key {k!r}; valid: time, amount, volume")
+        base = {"time": "h", "amount": "mg", "volume": "L"}
+        base.update({k: str(v) for k, v in units.items()})
+        object.__setattr__(self, "units", tuple(base.items()))
+
+    # ------------------------------------------------------------ properties
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Structural parameter names, e.g. ``('CL', 'V1', 'Q', 'V2')``."""
+        return structural_parameters(self.structure, self.absorption, self.lag)
+
+    @property
+    def n_cmt(self) -> int:
+        """Number of disposition compartments."""
+        return int(self.structure[0])
+
+    @property
+    def typical_priors(self) -> dict[str, Prior]:
+        """Prior of each typical value."""
+        return dict(self.typical)
+
+    @property
+    def omega_priors(self) -> dict[str, Prior]:
+        """Prior of each IIV SD."""
+        return dict(self.omega)
+
+    @property
+    def sigma_names(self) -> tuple[str, ...]:
+        """Residual-error magnitudes estimated by the error model."""
+        return _SIGMAS[self.error]
+
+    @property
+    def unit(self) -> dict[str, str]:
+        """Unit labels, including derived ones for each parameter and concentration."""
+        u = dict(self.units)
+        t, a, v = u["time"], u["amount"], u["volume"]
+        out = dict(u)
+        out["concentration"] = f"{a}/{v}"
+        for p in self.parameters:
+            if p.startswith("CL") or p.startswith("Q"):
+                out[p] = f"{v}/{t}"
+            elif p.startswith("V"):
+                out[p] = v
+            elif p == "KA":
+                out[p] = f"1/{t}"
+            elif p == "ALAG1":
+                out[p] = t
+        return out
+
+    def covariates_on(self, parameter: str) -> tuple[CovariateEffect, ...]:
+        """Covariate effects acting on ``parameter``."""
+        return tuple(c for c in self.covariates if c.parameter == parameter)
+
+    # --------------------------------------------------------------- changes
+    def with_covariate(self, effect: CovariateEffect) -> "ModelSpec":
+        """A new spec with ``effect`` added (replacing one on the same pair)."""
+        kept = tuple(c for c in self.covariates if c.name != effect.name)
+        return dataclasses.replace(self, covariates=kept + (effect,))
+
+    def with_size_covariate(
+        self,
+        descriptor: str,
+        *,
+        reference: float | None = None,
+        parameters: Iterable[str] | None = None,
+        exponents: Mapping[str, float | Prior] | None = None,
+    ) -> "ModelSpec":
+        """Swap the body-size descriptor of every power effect for ``descriptor``.
+
+        Power effects on the body-size columns (TBW, WT, IBW, AIBW, LBW, FFM,
+        BSA, BMI) are removed, then a power effect of ``descriptor`` is added to
+        each of ``parameters`` (default: all clearances and volumes).  Use it to
+        fit the same model with TBW, AIBW, LBW, ... as the size covariate.
+
+        Parameters
+        ----------
+        descriptor
+            Column name of the size descriptor (e.g. ``"AIBW"``).
+        reference
+            Reference value (``None``: dataset median, resolved at build).
+        parameters
+            Parameters to scale.
+        exponents
+            Fixed exponent or prior per parameter (e.g. ``{"CL": 0.75}`` fixes
+            it); others get the default power prior.
+        """
+        size_cols = {"TBW", "WT", "IBW", "AIBW", "LBW", "FFM", "BSA", "BMI"}
+        kept = tuple(c for c in self.covariates if not (c.form == "power" and c.covariate.upper() in size_cols))
+        targets = tuple(parameters) if parameters is not None else tuple(
+            p for p in self.parameters if p.startswith(("CL", "Q", "V"))
+        )
+        new = []
+        for p in targets:
+            e = (exponents or {}).get(p)
+            prior = Prior.fixed(float(e)) if isinstance(e, (int, float)) else e
+            new.append(CovariateEffect(p, descriptor, "power", reference=reference, prior=prior))
+        return dataclasses.replace(self, covariates=kept + tuple(new))
+
+    def resolved(self, covariate_table: Any) -> "ModelSpec":
+        """A copy with every ``reference=None`` replaced by the covariate's median.
+
+        Parameters
+        ----------
+        covariate_table
+            ``PKData.covariates`` (DataFrame indexed by subject).
+        """
+        new = []
+        for c in self.covariates:
+            if c.covariate not in covariate_table.columns:
+                raise ModelSpecError(
+                    f"covariate effect on {c.parameter}: column {c.covariate!r} is not in the dataset's "
+                    f"covariates {list(covariate_table.columns)}; derive body-size columns with "
+                    "PKData.with_size_descriptors()"
+                )
+            if c.form != "categorical" and c.reference is None:
+                ref = float(covariate_table[c.covariate].astype(float).median())
+                c = dataclasses.replace(c, reference=round(ref, 4))
+            new.append(c)
+        return dataclasses.replace(self, covariates=tuple(new))
+
+    # --------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A plain-dict form (TOML/JSON-ready)."""
+        return {
+            "structure": self.structure,
+            "absorption": self.absorption if self.absorption is not None else "none",
+            "lag": self.lag,
+            "typical": {k: p.to_dict() for k, p in self.typical},
+            "covariates": [c.to_dict() for c in self.covariates],
+            "iiv": list(self.iiv),
+            "iiv_correlation": self.iiv_correlation,
+            "omega": {k: p.to_dict() for k, p in self.omega},
+            "lkj_eta": self.lkj_eta,
+            "error": self.error,
+            "sigma": {k: p.to_dict() for k, p in self.sigma},
+            "blq": self.blq,
+            "truncate_at_zero": self.truncate_at_zero,
+            "parametrization": self.parametrization,
+            "units": dict(self.units),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelSpec":
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ModelSpecError`."""
+        fields_ = {f.name for f in dataclasses.fields(cls)}
+        extra = set(d) - fields_
+        if extra:
+            raise ModelSpecError(f"model spec: unknown keys {sorted(extra)}; valid keys: {sorted(fields_)}")
+        kw = dict(d)
+        if kw.get("absorption") in ("none", "", "iv"):
+            kw["absorption"] = None
+        if "covariates" in kw:
+            kw["covariates"] = tuple(CovariateEffect.from_dict(c) for c in kw["covariates"])
+        if "iiv" in kw:
+            kw["iiv"] = tuple(kw["iiv"])
+        return cls(**kw)
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        """TOML text of :meth:`to_dict`."""
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> "ModelSpec":
+        """Inverse of :meth:`to_toml`."""
+        import tomllib
+
+        return cls.from_dict(tomllib.loads(text))
+
+    # ------------------------------------------------------------- describe
+    def describe(self) -> str:
+        """A readable table of the model and every prior with its 90% interval."""
+        u = self.unit
+        lines = [
+            f"ModelSpec: {self.structure} linear PK"
+            + (f", first-order absorption{' with lag' if self.lag else ''}" if self.absorption else ", IV dosing"),
+            f"  residual error: {self.error}; BLQ: {self.blq.upper()}; IIV: {', '.join(self.iiv) or 'none'} "
+            f"({self.iiv_correlation}, {self.parametrization})",
+            "",
+            f"  {'quantity':<22}{'prior':<38}{'90% prior interval':<24}unit",
+        ]
+
+        def row(name: str, prior: Prior, unit: str = "") -> None:
+            lo, hi = prior.interval(0.9)
+            lines.append(f"  {name:<22}{str(prior):<38}{f'{lo:.3g} – {hi:.3g}':<24}{unit}")
+
+        for k, p in self.typical:
+            row(k, p, u.get(k, ""))
+        for c in self.covariates:
+            desc = {
+                "power": f"({c.covariate}/{c.reference if c.reference is not None else 'median'})^beta",
+                "exponential": f"exp(beta·({c.covariate}-{c.reference if c.reference is not None else 'median'}))",
+                "linear": f"1+beta·({c.covariate}-{c.reference if c.reference is not None else 'median'})",
+                "categorical": f"exp(beta) if {c.covariate}=={c.level!r}",
+            }[c.form]
+            row(c.name, c.prior, desc)  # type: ignore[arg-type]
+        for k, p in self.omega:
+            row(f"omega_{k}", p, "SD of eta (log scale)")
+        if self.iiv_correlation == "full":
+            lines.append(f"  {'corr(eta)':<22}{f'lkj(eta={self.lkj_eta:g})':<38}")
+        sig = dict(self.sigma)
+        for k in self.sigma_names:
+            if k in sig:
+                row(f"sigma_{k}", sig[k], u["concentration"] if k == "add" else "fraction")
+            else:
+                default = "halfnormal(sigma=median DV)" if k == "add" else "halfnormal(sigma=0.5)"
+                lines.append(f"  {f'sigma_{k}':<22}{default:<38}{'(default)':<24}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
