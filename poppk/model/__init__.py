@@ -1,7 +1,9 @@
 """Model specification, PyMC model assembly, fitting and fit persistence."""
 
 from poppk.model.build import build_model
+from poppk.model.convergence import ConvergenceReport, check_convergence
 from poppk.model.design import ModelDesign, build_design
+from poppk.model.fit import Fit, fit, load_fit
 from poppk.model.init import LaplaceInit, laplace_init
 from poppk.model.priors import Prior
 from poppk.model.spec import CovariateEffect, ModelSpec, structural_parameters
@@ -16,4 +18,9 @@ __all__ = [
     "build_model",
     "LaplaceInit",
     "laplace_init",
+    "Fit",
+    "fit",
+    "load_fit",
+    "ConvergenceReport",
+    "check_convergence",
 ]

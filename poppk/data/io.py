@@ -1,0 +1,55 @@
+"""Lossless JSON form of a :class:`~poppk.data.PKData` (saved with every fit).
+
+Tables are written with pandas' ``orient="table"`` JSON, which records the
+schema (dtypes, index) so that a reloaded dataset is identical to the one
+fitted, without re-reading or re-validating the original file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+
+from poppk.data.pkdata import PKData
+
+__all__ = ["pkdata_to_dict", "pkdata_from_dict"]
+
+_TABLES = ("_records", "_doses", "_observations", "_excluded", "_covariates")
+
+
+def pkdata_to_dict(data: PKData) -> dict[str, Any]:
+    """A JSON-serialisable dict holding every table and attribute of ``data``."""
+    out: dict[str, Any] = {"format": "poppk.PKData/1"}
+    for name in _TABLES:
+        frame: pd.DataFrame = getattr(data, name)
+        out[name] = json.loads(frame.to_json(orient="table", index=True, date_format="iso"))
+    out["_source"] = data._source
+    out["_sha256"] = data._sha256
+    out["_column_map"] = dict(data._column_map)
+    out["_record_covariates"] = list(data._record_covariates)
+    out["_derived"] = list(data._derived)
+    code = data._sex_female_code
+    out["_sex_female_code"] = code.item() if hasattr(code, "item") else code
+    return out
+
+
+def pkdata_from_dict(d: dict[str, Any]) -> PKData:
+    """Inverse of :func:`pkdata_to_dict`."""
+    if d.get("format") != "poppk.PKData/1":
+        raise ValueError(f"not a saved poppk dataset (format {d.get('format')!r})")
+    tables = {}
+    for name in _TABLES:
+        frame = pd.read_json(io.StringIO(json.dumps(d[name])), orient="table")
+        tables[name] = frame
+    return PKData(
+        **tables,
+        _source=d["_source"],
+        _sha256=d["_sha256"],
+        _column_map=d["_column_map"],
+        _record_covariates=tuple(d["_record_covariates"]),
+        _derived=tuple(d["_derived"]),
+        _sex_female_code=d["_sex_female_code"],
+    )

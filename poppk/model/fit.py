@@ -1,0 +1,446 @@
+"""``fit``: sample the posterior of a spec on a dataset; the :class:`Fit` result.
+
+A :class:`Fit` carries everything needed to check, simulate and report:
+the ArviZ ``InferenceData`` (groups ``posterior``, ``log_likelihood``,
+``observed_data``, ``constant_data``, ``sample_stats``), the resolved
+:class:`~poppk.model.spec.ModelSpec`, the :class:`~poppk.data.PKData`, the
+sampler settings, seed, timings and package versions.  ``Fit.save`` /
+:func:`load_fit` round-trip it through a directory (NetCDF + JSON), written
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from poppk.errors import FitError, ModelSpecError
+from poppk.model.build import build_model
+from poppk.model.convergence import ConvergenceReport, check_convergence
+from poppk.model.design import ModelDesign, build_design
+from poppk.model.init import LaplaceInit, laplace_init
+from poppk.model.likelihood import observation_loglik
+from poppk.model.parameters import log_individual_parameters
+from poppk.model.predict import predict_draws
+from poppk.model.spec import ModelSpec
+
+__all__ = ["Fit", "fit", "load_fit", "population_variables"]
+
+
+def population_variables(spec: ModelSpec) -> list[str]:
+    """Names of the population-level posterior variables of a spec."""
+    names = [p for p, prior in spec.typical if not prior.is_fixed]
+    names += [c.name for c in spec.covariates if not c.prior.is_fixed]  # type: ignore[union-attr]
+    names += [f"omega_{p}" for p, prior in spec.omega if not prior.is_fixed]
+    given = dict(spec.sigma)
+    names += [f"sigma_{k}" for k in spec.sigma_names if not (k in given and given[k].is_fixed)]
+    return names
+
+
+@dataclass
+class Fit:
+    """A fitted population-PK model.
+
+    Attributes
+    ----------
+    idata
+        ArviZ InferenceData with named dimensions (``chain``, ``draw``,
+        ``id``, ``obs``, ``iiv``).
+    spec
+        The resolved model spec (covariate references filled in).
+    data
+        The dataset the model was fitted to.
+    settings
+        Sampler, draws, tune, chains, seed, timings, initialisation summary
+        and package versions.
+    """
+
+    idata: Any
+    spec: ModelSpec
+    data: Any
+    settings: dict[str, Any] = field(default_factory=dict)
+    _design: ModelDesign | None = field(default=None, repr=False)
+    _convergence: ConvergenceReport | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ structure
+    @property
+    def design(self) -> ModelDesign:
+        """The numeric design (rebuilt from spec and data when needed)."""
+        if self._design is None:
+            self._design = build_design(self.spec, self.data)
+        return self._design
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group."""
+        return self.idata.posterior
+
+    @property
+    def population_variables(self) -> list[str]:
+        """Names of the population parameters in the posterior."""
+        return population_variables(self.spec)
+
+    def __repr__(self) -> str:
+        post = self.idata.posterior
+        return (
+            f"<Fit {self.spec.structure} on {self.design.n_subjects} subjects, {self.design.n_obs} obs; "
+            f"{post.sizes['chain']} chains x {post.sizes['draw']} draws; "
+            f"{'converged' if self.convergence().ok else 'CONVERGENCE PROBLEMS'}>"
+        )
+
+    # -------------------------------------------------------------- checks
+    def convergence(self) -> ConvergenceReport:
+        """R-hat, ESS, divergences and tree depth of the population parameters."""
+        if self._convergence is None:
+            self._convergence = check_convergence(self.idata, self.population_variables, self.settings)
+        return self._convergence
+
+    def summary(self, *, hdi_prob: float = 0.95) -> pd.DataFrame:
+        """Posterior summary of the population parameters.
+
+        Columns: ``median``, ``mean``, ``sd``, ``lower``, ``upper`` (equal-tailed
+        interval of ``hdi_prob`` mass), ``rse`` (posterior SD / median, the
+        Bayesian analogue of NONMEM's RSE), ``r_hat``, ``ess_bulk``, ``ess_tail``.
+        """
+        import arviz as az
+
+        names = self.population_variables
+        post = self.idata.posterior[names]
+        lo_q, hi_q = (1 - hdi_prob) / 2, 1 - (1 - hdi_prob) / 2
+        diag = az.summary(self.idata, var_names=names, kind="diagnostics")
+        rows = []
+        for n in names:
+            v = post[n].values.ravel()
+            med = float(np.median(v))
+            rows.append(
+                {
+                    "parameter": n,
+                    "median": med,
+                    "mean": float(v.mean()),
+                    "sd": float(v.std(ddof=1)),
+                    "lower": float(np.quantile(v, lo_q)),
+                    "upper": float(np.quantile(v, hi_q)),
+                    "rse": float(v.std(ddof=1) / abs(med)) if med != 0 else np.nan,
+                    "r_hat": float(diag.loc[n, "r_hat"]),
+                    "ess_bulk": float(diag.loc[n, "ess_bulk"]),
+                    "ess_tail": float(diag.loc[n, "ess_tail"]),
+                }
+            )
+        return pd.DataFrame(rows).set_index("parameter")
+
+    # -------------------------------------------------- derived quantities
+    def _draw_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None, tuple[int, int]]:
+        post = self.idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        n = nc * nd
+        log_tv = {}
+        for p, prior in self.spec.typical:
+            log_tv[p] = (np.log(post[p].values.reshape(n)) if not prior.is_fixed else np.full(n, np.log(prior["value"])))[:, None]
+        betas = {}
+        for c in self.spec.covariates:
+            betas[c.name] = (post[c.name].values.reshape(n) if not c.prior.is_fixed else np.full(n, c.prior["value"]))[:, None]  # type: ignore[index,union-attr]
+        theta = post["theta"].transpose("chain", "draw", "id", "iiv").values.reshape(n, -1, len(self.spec.iiv)) if self.spec.iiv else None
+        return log_tv, betas, theta, (nc, nd)
+
+    def individual_parameters(self, *, typical: bool = False) -> xr.Dataset:
+        """Posterior individual parameters (natural scale), dims ``chain, draw, id``.
+
+        Parameters
+        ----------
+        typical
+            Return the typical (PRED) parameters of each subject instead:
+            covariate effects included, η = 0.
+        """
+        log_tv, betas, theta, (nc, nd) = self._draw_arrays()
+        design = self.design
+        covs = {k: v[None, :] for k, v in design.covariates.items()}
+        base = log_individual_parameters(self.spec, log_tv, betas, covs, None)
+        out = {}
+        for p in self.spec.parameters:
+            arr = np.broadcast_to(base[p], (nc * nd, design.n_subjects)).copy()
+            if not typical and theta is not None and p in self.spec.iiv:
+                arr = theta[:, :, self.spec.iiv.index(p)]
+            out[p] = (("chain", "draw", "id"), np.exp(arr).reshape(nc, nd, -1))
+        coords = {"chain": self.idata.posterior.chain.values, "draw": self.idata.posterior.draw.values,
+                  "id": self.idata.posterior.id.values}
+        ds = xr.Dataset(out, coords=coords)
+        for p in self.spec.parameters:
+            ds[p].attrs["units"] = self.spec.unit.get(p, "")
+        return ds
+
+    def eta(self) -> xr.DataArray:
+        """Posterior random effects η (log scale), dims ``chain, draw, id, iiv``."""
+        ind = self.individual_parameters()
+        typ = self.individual_parameters(typical=True)
+        return xr.concat(
+            [np.log(ind[p]) - np.log(typ[p]) for p in self.spec.iiv], dim=pd.Index(list(self.spec.iiv), name="iiv")
+        ).transpose("chain", "draw", "id", "iiv").rename("eta")
+
+    def predictions(self, *, thin: int = 1) -> xr.Dataset:
+        """IPRED and PRED at every observation, dims ``chain, draw, obs``.
+
+        Parameters
+        ----------
+        thin
+            Keep every ``thin``-th draw (predictions are ``draws × n_obs``).
+        """
+        ind = self.individual_parameters().isel(draw=slice(None, None, thin))
+        typ = self.individual_parameters(typical=True).isel(draw=slice(None, None, thin))
+        nc, nd = ind.sizes["chain"], ind.sizes["draw"]
+        out = {}
+        for name, ds in (("ipred", ind), ("pred", typ)):
+            params = {p: ds[p].values.reshape(nc * nd, -1) for p in self.spec.parameters}
+            pred = predict_draws(self.spec, self.design, params)
+            out[name] = (("chain", "draw", "obs"), pred.reshape(nc, nd, -1))
+        return xr.Dataset(out, coords={"chain": ind.chain.values, "draw": ind.draw.values, "obs": np.arange(self.design.n_obs)})
+
+    def sigma_draws(self) -> dict[str, np.ndarray]:
+        """Residual-error magnitudes per draw, flattened over chains."""
+        post = self.idata.posterior
+        n = post.sizes["chain"] * post.sizes["draw"]
+        given = dict(self.spec.sigma)
+        out = {}
+        for k in self.spec.sigma_names:
+            if k in given and given[k].is_fixed:
+                out[k] = np.full(n, given[k]["value"])
+            else:
+                out[k] = post[f"sigma_{k}"].values.reshape(n)
+        return out
+
+    def pointwise_loglik(self) -> xr.DataArray:
+        """Log-likelihood of every observation per draw (M3 for BLQ), dims ``chain, draw, obs``."""
+        ind = self.individual_parameters()
+        nc, nd = ind.sizes["chain"], ind.sizes["draw"]
+        params = {p: ind[p].values.reshape(nc * nd, -1) for p in self.spec.parameters}
+        sig = self.sigma_draws()
+        d = self.design
+
+        def ll(pred: np.ndarray, sl: slice) -> np.ndarray:
+            s = {k: v[sl, None] for k, v in sig.items()}
+            return observation_loglik(
+                d.dv[None, :], pred, s, self.spec.error,
+                blq=d.blq[None, :] if d.has_blq else None, lloq=d.lloq[None, :],
+                truncate_at_zero=self.spec.truncate_at_zero,
+            )
+
+        vals = predict_draws(self.spec, d, params, transform=ll)
+        return xr.DataArray(vals.reshape(nc, nd, -1), dims=("chain", "draw", "obs"),
+                            coords={"chain": ind.chain.values, "draw": ind.draw.values, "obs": np.arange(d.n_obs)},
+                            name="y")
+
+    def add_log_likelihood(self) -> None:
+        """Attach ``log_likelihood`` (per observation ``y`` and per subject ``y_subject``)."""
+        ll = self.pointwise_loglik()
+        onehot = np.zeros((self.design.n_obs, self.design.n_subjects))
+        onehot[np.arange(self.design.n_obs), self.design.obs_subject] = 1.0
+        per_subject = xr.DataArray(ll.values @ onehot, dims=("chain", "draw", "id"),
+                                   coords={"chain": ll.chain.values, "draw": ll.draw.values})
+        per_subject = per_subject.assign_coords(id=self.idata.posterior.id.values)
+        ds = xr.Dataset({"y": ll, "y_subject": per_subject})
+        if "log_likelihood" in self.idata.groups():
+            del self.idata.log_likelihood
+        self.idata.add_groups(log_likelihood=ds)
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path: str | Path, *, include_log_likelihood: bool = False) -> Path:
+        """Write the fit to directory ``path`` atomically (see :func:`load_fit`)."""
+        from poppk.model.persist import save_fit
+
+        return save_fit(self, path, include_log_likelihood=include_log_likelihood)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("poppk", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    import platform
+
+    out["python"] = platform.python_version()
+    return out
+
+
+def fit(
+    spec: ModelSpec,
+    data: Any,
+    *,
+    draws: int = 1000,
+    tune: int = 500,
+    chains: int = 4,
+    cores: int | None = None,
+    seed: int = 0,
+    sampler: str = "nutpie",
+    progress: bool = True,
+    low_rank: bool = False,
+    target_accept: float | None = None,
+    log_likelihood: bool = True,
+    warn: bool = True,
+) -> Fit:
+    """Sample the posterior of ``spec`` on ``data``.
+
+    Parameters
+    ----------
+    spec
+        The model.
+    data
+        A :class:`~poppk.data.PKData` (with size descriptors if the spec uses them).
+    draws, tune, chains
+        Kept draws and warm-up iterations per chain, and number of chains.
+    cores
+        Parallel chains (default: all cores, at most ``chains``).
+    seed
+        Random seed (recorded with the fit).
+    sampler
+        ``"nutpie"`` (default: compiled with numba) or ``"pymc"`` (PyMC's NUTS).
+    progress
+        Show a progress bar.
+    low_rank
+        nutpie's low-rank modified mass-matrix adaptation.
+    target_accept
+        NUTS target acceptance rate (default: the sampler's).
+    log_likelihood
+        Compute the pointwise log-likelihood (needed for LOO).
+    warn
+        Emit a :class:`~poppk.errors.ConvergenceWarning` on problems.
+
+    Returns
+    -------
+    Fit
+    """
+    import os
+
+    if sampler not in ("nutpie", "pymc"):
+        raise ModelSpecError(f"sampler {sampler!r} is not 'nutpie' or 'pymc'")
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if int(value) != value or value < low:
+            raise ModelSpecError(f"{name} must be an integer >= {low}, got {value!r}")
+    cores = cores or min(chains, os.cpu_count() or 1)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    spec = spec.resolved(data.covariates)
+    design = build_design(spec, data)
+    init = laplace_init(spec, design)
+    timings["init_s"] = time.perf_counter() - t0
+    model = build_model(spec, design=design, init=init)
+    free = {rv.name for rv in model.free_RVs}
+    ip: dict[str, Any] = {f"log_{p}": v for p, v in init.log_typical.items()}
+    ip.update(init.betas)
+    ip.update({f"omega_{p}": v for p, v in init.omega.items()})
+    ip.update({f"sigma_{k}": v for k, v in init.sigma.items()})
+    if spec.iiv:
+        if spec.parametrization == "centered":
+            ip["z"] = np.zeros((design.n_subjects, len(spec.iiv)))
+        else:
+            ip["z"] = init.eta / np.array([init.omega[p] for p in spec.iiv])[None, :]
+    ip = {k: v for k, v in ip.items() if k in free}
+    var_names = population_variables(spec) + (["theta"] if spec.iiv else [])
+    if spec.iiv_correlation == "full":
+        var_names.append("omega_corr")
+    t1 = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        jitter = {model["z"]} if spec.iiv else {rv for rv in model.free_RVs}
+        compiled = nutpie.compile_pymc_model(model, initial_points=ip, jitter_rvs=jitter, var_names=var_names)
+        timings["compile_s"] = time.perf_counter() - t1
+        kwargs: dict[str, Any] = {}
+        if target_accept is not None:
+            kwargs["target_accept"] = target_accept
+        t2 = time.perf_counter()
+        try:
+            idata = nutpie.sample(
+                compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                progress_bar=progress, low_rank_modified_mass_matrix=low_rank, **kwargs,
+            )
+        except RuntimeError as exc:  # pragma: no cover - depends on the sampler
+            raise FitError(f"nutpie failed: {exc}".splitlines()[0]) from exc
+        timings["sample_s"] = time.perf_counter() - t2
+    else:
+        import pymc as pm
+
+        timings["compile_s"] = 0.0
+        t2 = time.perf_counter()
+        with model:
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                initvals=ip, progressbar=progress, target_accept=target_accept or 0.8,
+                var_names=var_names, compute_convergence_checks=False,
+            )
+        timings["sample_s"] = time.perf_counter() - t2
+    idata = _tidy_idata(idata, spec, design, var_names)
+    settings = {
+        "sampler": sampler,
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "cores": int(cores),
+        "seed": int(seed),
+        "low_rank": bool(low_rank),
+        "target_accept": target_accept,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "init": {
+            "log_typical": init.log_typical,
+            "omega": init.omega,
+            "sigma": init.sigma,
+            "betas": init.betas,
+            "iterations": init.iterations,
+        },
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    result = Fit(idata=idata, spec=spec, data=data, settings=settings, _design=design)
+    if log_likelihood:
+        result.add_log_likelihood()
+    report = result.convergence()
+    if warn and not report.ok:
+        from poppk.errors import ConvergenceWarning
+
+        warnings.warn(report.message(), ConvergenceWarning, stacklevel=2)
+    return result
+
+
+def _tidy_idata(idata: Any, spec: ModelSpec, design: ModelDesign, var_names: list[str]) -> Any:
+    """Keep readable variables, name coordinates, add observed and constant data."""
+    post = idata.posterior
+    keep = [v for v in var_names if v in post]
+    post = post[keep]
+    if "theta" in post:
+        post = post.assign_coords(id=[str(s) for s in design.subject_ids], iiv=list(spec.iiv))
+    idata.posterior = post
+    obs_coord = {"obs": np.arange(design.n_obs)}
+    observed = xr.Dataset({"y": (("obs",), design.dv)}, coords=obs_coord)
+    const = {
+        "time": (("obs",), design.obs_time),
+        "obs_id": (("obs",), np.array([str(s) for s in design.subject_ids])[design.obs_subject]),
+        "obs_subject": (("obs",), design.obs_subject),
+        "blq": (("obs",), design.blq),
+        "lloq": (("obs",), design.lloq),
+        "row": (("obs",), design.obs_row),
+    }
+    for name, values in design.covariates.items():
+        const[f"cov_{name}"] = (("id",), values)
+    constant = xr.Dataset(const, coords={**obs_coord, "id": [str(s) for s in design.subject_ids]})
+    for group in ("observed_data", "constant_data"):
+        if group in idata.groups():
+            delattr(idata, group)
+    idata.add_groups(observed_data=observed, constant_data=constant)
+    return idata
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load a fit written by :meth:`Fit.save`."""
+    from poppk.model.persist import load_fit as _load
+
+    return _load(path)
