@@ -127,13 +127,11 @@ def padded_dose_matrix(
            [ True,  True]])
     """
     obs_subject = np.asarray(obs_subject)
-    n_obs = obs_subject.shape[0] if obs_subject.ndim == 1 else -1
-    if obs_subject.ndim != 1:
-        raise DatasetError("obs_subject must be a 1-D array", column="obs_subject")
     dose_subject = np.asarray(dose_subject)
-    if dose_subject.ndim != 1:
-        raise DatasetError("dose_subject must be a 1-D array", column="dose_subject")
-    n_dose = dose_subject.shape[0]
+    for name, a in (("obs_subject", obs_subject), ("dose_subject", dose_subject)):
+        if a.ndim != 1:
+            raise DatasetError(f"{name} must be a 1-D array", column=name)
+    n_obs, n_dose = obs_subject.shape[0], dose_subject.shape[0]
 
     o_sub = _vec(obs_subject, n_obs, "obs_subject", dtype=np.int64)
     o_time = _vec(obs_time, n_obs, "obs_time")
