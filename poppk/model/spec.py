@@ -256,7 +256,7 @@ class ModelSpec:
     sigma: Any = ()
     blq: str = "m3"
     truncate_at_zero: bool = False
-    parametrization: str = "noncentered"
+    parametrization: str = "centered"
     units: Any = (("time", "h"), ("amount", "mg"), ("volume", "L"))
 
     # ------------------------------------------------------------------ checks
