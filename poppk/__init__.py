@@ -19,6 +19,18 @@ from poppk.errors import (
     PopPKError,
 )
 
+from poppk import bodysize
+from poppk.data import PKData, read_nonmem
+from poppk.model import (
+    CovariateEffect,
+    Fit,
+    ModelSpec,
+    Prior,
+    build_model,
+    fit,
+    load_fit,
+)
+
 try:
     __version__ = _version("poppk")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -26,6 +38,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "__version__",
+    "bodysize",
+    "read_nonmem",
+    "PKData",
+    "ModelSpec",
+    "CovariateEffect",
+    "Prior",
+    "build_model",
+    "fit",
+    "Fit",
+    "load_fit",
     "PopPKError",
     "DatasetError",
     "ModelSpecError",

@@ -75,6 +75,80 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_data_check)
 
 
+def _load_spec(path: str):
+    from pathlib import Path
+
+    from poppk.model import ModelSpec
+
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".json"):
+        return ModelSpec.from_json(text)
+    import tomllib
+
+    from poppk.errors import ModelSpecError
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ModelSpecError(f"{path}: not valid TOML: {err}") from None
+    return ModelSpec.from_dict(doc.get("model", doc))
+
+
+def _fit(args: argparse.Namespace) -> int:
+    """``poppk fit DATA --model SPEC --out FIT_DIR``."""
+    from poppk.data import read_nonmem
+    from poppk.model import fit
+
+    data = read_nonmem(args.data, columns=dict(args.map), sex_female_code=args.female_code)
+    if {"WT", "HT", "SEX"} <= set(data.covariate_names):
+        data = data.with_size_descriptors()
+    spec = _load_spec(args.model)
+    if args.size:
+        spec = spec.with_size_covariate(args.size)
+    print(spec.describe())
+    result = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                 progress=not args.quiet)
+    print(result.summary().round(4).to_string())
+    print(result.convergence().message())
+    path = result.save(args.out)
+    print(f"fit saved to {path}")
+    return 0
+
+
+def _add_fit(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("fit", help="fit a model to a dataset and save the fit",
+                              description="Fit a ModelSpec (TOML or JSON; a [model] table or the spec itself) "
+                              "to a NONMEM-style dataset with NUTS and save the fit directory.")
+    p.add_argument("data", metavar="DATA", help="NONMEM-style dataset")
+    p.add_argument("--model", required=True, metavar="SPEC", help="model spec file (.toml or .json)")
+    p.add_argument("--out", required=True, metavar="FIT_DIR", help="directory to write the fit to")
+    p.add_argument("--size", metavar="DESCRIPTOR", help="use this body-size descriptor (TBW, AIBW, LBW, ...)")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=500)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--map", metavar="OLD=NEW", type=_mapping, action="append", default=[])
+    p.add_argument("--female-code", metavar="CODE", default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_fit)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``poppk demo``: the end-to-end analysis of the bundled trial."""
+    from poppk.workflow import run_demo
+
+    return run_demo(out=args.out, quick=args.quick)
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="run the end-to-end analysis of the bundled IMGN853-like trial",
+                              description="Check the bundled trial, fit TBW and AIBW size models, check, "
+                              "compare, simulate dosing strategies and write a report to OUT.")
+    p.add_argument("--out", default="out", metavar="DIR")
+    p.add_argument("--quick", action="store_true", help="fewer draws (a smoke test)")
+    p.set_defaults(func=_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``poppk`` argument parser with all subcommands."""
     from poppk import __version__
@@ -85,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poppk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data(subparsers)
+    _add_fit(subparsers)
+    _add_demo(subparsers)
     return parser
 
 
@@ -115,8 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    from poppk.errors import ConvergenceWarning, DataWarning
+
+    seen = set()
     for item in caught:
-        print(f"warning: {item.message}", file=sys.stderr)
+        own = issubclass(item.category, (DataWarning, ConvergenceWarning)) or "poppk" in str(item.filename)
+        text = str(item.message)
+        if own and text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -339,6 +339,11 @@ def fit(
     ip.update(init.betas)
     ip.update({f"omega_{p}": v for p, v in init.omega.items()})
     ip.update({f"sigma_{k}": v for k, v in init.sigma.items()})
+    if spec.iiv_correlation == "full":
+        # packed lower-triangular Cholesky factor (row-major) of diag(omega): a start at the EM estimate
+        k = len(spec.iiv)
+        chol0 = np.diag([init.omega[p] for p in spec.iiv])
+        ip["omega_chol"] = chol0[np.tril_indices(k)]
     if spec.iiv:
         if spec.parametrization == "centered":
             ip["z"] = np.zeros((design.n_subjects, len(spec.iiv)))

@@ -1,0 +1,124 @@
+"""Benchmark: the public 2-cmt multiple-dose problem (Stan/Torsten, NONMEM and Pumas
+were compared on it), fitted with poppk's default pipeline.
+
+Run by hand (not a test):
+
+    .venv/bin/python benchmarks/bench_fit.py [--draws 1000] [--tune 500] [--chains 4]
+        [--parametrization centered|noncentered] [--grad-only]
+
+Prints compile time, sampling time, per-parameter bulk/tail ESS and R-hat,
+divergences, min/mean bulk ESS per second, leapfrog steps per draw, the cost of
+one log-density gradient (and the dense-superposition cost for comparison),
+and the posterior against the true simulation values.
+Needs ../shared/benchmarks/ (not bundled: see its README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT.parent / "shared" / "benchmarks"
+
+
+def benchmark_spec(parametrization: str = "centered"):
+    """The benchmark model of ../shared/benchmarks/README.md."""
+    from poppk.model import ModelSpec, Prior
+
+    P = ("CL", "V1", "Q", "V2")
+    return ModelSpec(
+        structure="2cmt",
+        typical={"CL": Prior.lognormal(4, 1), "V1": Prior.lognormal(70, 1), "Q": Prior.lognormal(4, 1), "V2": Prior.lognormal(50, 1)},
+        iiv=P,
+        iiv_correlation="full",
+        omega={p: Prior.halfnormal(0.4) for p in P},
+        lkj_eta=2.0,
+        error="proportional",
+        sigma={"prop": Prior.halfnormal(0.5)},
+        truncate_at_zero=True,
+        parametrization=parametrization,
+    )
+
+
+def gradient_cost(spec, data, n: int = 300) -> dict[str, float]:
+    """Milliseconds per log-density + gradient evaluation (numba, as nutpie runs it)."""
+    from poppk.model import build_design, build_model, laplace_init
+
+    out = {}
+    spec = spec.resolved(data.covariates)
+    for label, fast in (("recursion", True), ("dense", False)):
+        design = build_design(spec, data, fast=fast)
+        model = build_model(spec, design=design, init=laplace_init(spec, design))
+        fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
+        fn.set_extra_values({})
+        point = model.initial_point()
+        x = np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars])
+        for _ in range(5):
+            fn(x)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(x)
+        out[label] = (time.perf_counter() - t0) / n * 1e3
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--parametrization", default="centered")
+    ap.add_argument("--grad-only", action="store_true")
+    args = ap.parse_args(argv)
+    csv = BENCH / "iv_2cmt_multiple_dose.csv"
+    if not csv.is_file():
+        print(f"benchmark data not found at {csv}", file=sys.stderr)
+        return 1
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from poppk.data import read_nonmem
+    from poppk.model import fit
+
+    data = read_nonmem(csv)
+    spec = benchmark_spec(args.parametrization)
+    g = gradient_cost(spec, data)
+    n_obs = len(data.observations)
+    print(f"gradient: {g['recursion']:.3f} ms (modal recursion), {g['dense']:.3f} ms (dense superposition); "
+          f"{1e3 / g['recursion']:.0f} gradients/s; {g['recursion'] * 1e6 / n_obs:.0f} ns per observation")
+    if args.grad_only:
+        return 0
+    t0 = time.perf_counter()
+    f = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, progress=False,
+            log_likelihood=False, warn=False)
+    total = time.perf_counter() - t0
+    tm = f.settings["timings"]
+    s = f.summary()
+    st = f.idata.sample_stats
+    steps = float(st["n_steps"].mean())
+    sample_s = tm["sample_s"]
+    truth = pd.read_csv(BENCH / "iv_2cmt_multiple_dose_true_params.csv")
+    true_typ = np.exp(np.log(truth[["CL", "VC", "Q", "VP"]]).mean()).to_numpy()
+    true_om = np.log(truth[["CL", "VC", "Q", "VP"]]).std().to_numpy()
+    ref = dict(zip(["CL", "V1", "Q", "V2"], true_typ)) | dict(zip(["omega_CL", "omega_V1", "omega_Q", "omega_V2"], true_om))
+    s["sample value"] = [ref.get(i, np.nan) for i in s.index]
+    pd.set_option("display.width", 160)
+    print(s[["median", "lower", "upper", "sample value", "r_hat", "ess_bulk", "ess_tail"]].round(3).to_string())
+    print(f"\ninit (Laplace-EM) {tm['init_s']:.1f} s; compile {tm['compile_s']:.1f} s; sampling {sample_s:.1f} s; "
+          f"total {total:.1f} s")
+    print(f"chains {args.chains} x ({args.tune} + {args.draws}); divergences {int(st['diverging'].sum())}; "
+          f"steps/draw {steps:.1f}; max R-hat {s['r_hat'].max():.3f}")
+    print(f"bulk ESS/s (sampling time): min {s['ess_bulk'].min() / sample_s:.1f}, mean {s['ess_bulk'].mean() / sample_s:.1f}; "
+          f"min bulk ESS/s (total time) {s['ess_bulk'].min() / total:.1f}")
+    print("('sample value' = geometric mean / SD of log of the 120 simulated individual parameters)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
