@@ -1,0 +1,129 @@
+"""Dosing-strategy simulation: virtual populations, strategies, schedules, exposures.
+
+The path::
+
+    Fit ──▶ PosteriorDraws ──▶ simulate_strategies(fit, strategies, schedule, population)
+                                  │  xr.Dataset (draw, patient, strategy, metric)
+                                  ▼
+               summarize_strategies · per_draw_statistics · match_dose
+                                  │
+    fit_exposure_toxicity ──▶ predict_incidence        plot_* (draw the tables)   write_simulation_report
+
+Everything is computed with the fit's own code: individual parameters with
+:func:`poppk.model.parameters.log_individual_parameters`, concentrations with
+:func:`poppk.pk.concentration`.
+
+Modules: :mod:`~poppk.simulate.population`, :mod:`~poppk.simulate.strategies`,
+:mod:`~poppk.simulate.exposure`, :mod:`~poppk.simulate.draws`,
+:mod:`~poppk.simulate.engine`, :mod:`~poppk.simulate.toxicity`,
+:mod:`~poppk.simulate.plots`, :mod:`~poppk.simulate.report`.
+"""
+
+from poppk.simulate.draws import PosteriorDraws
+from poppk.simulate.engine import (
+    DEFAULT_QUANTILES,
+    DoseMatch,
+    as_strategies,
+    match_dose,
+    per_draw_statistics,
+    simulate_posterior,
+    simulate_strategies,
+    summarize_strategies,
+)
+from poppk.simulate.exposure import (
+    DEFAULT_METRICS,
+    METRICS,
+    ExposurePlan,
+    compute_exposures,
+    concentration_profile,
+    exposure_metrics,
+)
+from poppk.simulate.plots import (
+    dose_table,
+    exposure_by_covariate,
+    exposure_distribution_table,
+    plot_exposure_by_strategy,
+    plot_exposure_response,
+    plot_exposure_vs_weight,
+    plot_incidence,
+    plot_variance_ratio,
+    variance_ratio_table,
+)
+from poppk.simulate.population import (
+    VirtualPopulation,
+    parse_population,
+    population_from_table,
+    resample_population,
+    sample_population,
+)
+from poppk.simulate.report import load_simulation, run_simulation, save_simulation, write_simulation_report
+from poppk.simulate.strategies import (
+    BASES,
+    Capped,
+    DosingStrategy,
+    Flat,
+    PerKg,
+    PerM2,
+    Rounded,
+    Schedule,
+    parse_schedule,
+    parse_strategy,
+)
+from poppk.simulate.toxicity import ExposureToxicity, fit_exposure_toxicity, predict_incidence, trial_exposures
+
+__all__ = [
+    # populations
+    "VirtualPopulation",
+    "resample_population",
+    "sample_population",
+    "population_from_table",
+    "parse_population",
+    # strategies and schedules
+    "DosingStrategy",
+    "PerKg",
+    "PerM2",
+    "Flat",
+    "Capped",
+    "Rounded",
+    "BASES",
+    "Schedule",
+    "parse_strategy",
+    "parse_schedule",
+    # exposure
+    "METRICS",
+    "DEFAULT_METRICS",
+    "ExposurePlan",
+    "compute_exposures",
+    "exposure_metrics",
+    "concentration_profile",
+    # engine and summaries
+    "PosteriorDraws",
+    "simulate_strategies",
+    "simulate_posterior",
+    "as_strategies",
+    "per_draw_statistics",
+    "summarize_strategies",
+    "match_dose",
+    "DoseMatch",
+    "DEFAULT_QUANTILES",
+    # exposure-toxicity
+    "ExposureToxicity",
+    "fit_exposure_toxicity",
+    "trial_exposures",
+    "predict_incidence",
+    # tables and figures
+    "exposure_distribution_table",
+    "exposure_by_covariate",
+    "variance_ratio_table",
+    "dose_table",
+    "plot_exposure_by_strategy",
+    "plot_exposure_vs_weight",
+    "plot_variance_ratio",
+    "plot_incidence",
+    "plot_exposure_response",
+    # output
+    "save_simulation",
+    "load_simulation",
+    "write_simulation_report",
+    "run_simulation",
+]

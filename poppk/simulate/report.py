@@ -1,0 +1,228 @@
+"""Saving simulations and writing their tables and figures (what ``poppk simulate`` writes).
+
+:func:`write_simulation_report` is the whole output step of the command
+line: a directory with
+
+``summary.csv``
+    :func:`~poppk.simulate.engine.summarize_strategies`.
+``per_draw.csv``
+    :func:`~poppk.simulate.engine.per_draw_statistics` in long form.
+``doses.csv``
+    :func:`~poppk.simulate.plots.dose_table`.
+``exposure_quantiles_<metric>.csv``
+    :func:`~poppk.simulate.plots.exposure_distribution_table`.
+``figures/``
+    exposure by strategy and vs weight per metric, variance ratios.
+``simulation.nc``
+    the Dataset (optional).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from poppk.simulate.engine import per_draw_statistics, summarize_strategies
+from poppk.simulate.plots import (
+    dose_table,
+    exposure_by_covariate,
+    exposure_distribution_table,
+    plot_exposure_by_strategy,
+    plot_exposure_vs_weight,
+    plot_variance_ratio,
+)
+
+__all__ = ["save_simulation", "load_simulation", "write_simulation_report", "run_simulation"]
+
+
+def save_simulation(sim: xr.Dataset, path: str | Path) -> Path:
+    """Write a simulation Dataset to NetCDF (h5netcdf); text coordinates are stored as strings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds = sim.copy()
+    for name, c in ds.coords.items():
+        if c.dtype == object:
+            ds = ds.assign_coords({name: c.astype(str)})
+    tmp = path.with_name(f".{path.name}.tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(path)
+    return path
+
+
+def load_simulation(path: str | Path) -> xr.Dataset:
+    """Read a Dataset written by :func:`save_simulation` (loaded into memory)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def write_simulation_report(
+    sim: xr.Dataset,
+    out_dir: str | Path,
+    *,
+    reference: str | None = None,
+    exceed: Mapping[str, float] | None = None,
+    ci: float = 0.9,
+    figures: bool = True,
+    metrics: Sequence[str] | None = None,
+    save_dataset: bool = True,
+) -> dict[str, Path]:
+    """Write the tables (CSV), figures (PNG) and the Dataset of a simulation.
+
+    Parameters
+    ----------
+    sim
+        Output of :func:`~poppk.simulate.engine.simulate_strategies`.
+    out_dir
+        Directory (created).
+    reference, exceed, ci
+        Passed to :func:`~poppk.simulate.engine.summarize_strategies`.
+    figures
+        Draw the figures (matplotlib, Agg).
+    metrics
+        Metrics to draw (default: all simulated).
+    save_dataset
+        Also write ``simulation.nc``.
+
+    Returns
+    -------
+    dict of name -> path written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    summary = summarize_strategies(sim, reference=reference, exceed=exceed, ci=ci)
+    p = out / "summary.csv"
+    summary.to_csv(p)
+    written["summary"] = p
+    (out / "summary_meta.json").write_text(json.dumps({k: (v if not isinstance(v, np.generic) else v.item())
+                                                       for k, v in summary.attrs.items()}, indent=2))
+    per_draw = per_draw_statistics(sim, exceed=exceed).to_dataframe().reset_index()
+    p = out / "per_draw.csv"
+    per_draw.to_csv(p, index=False)
+    written["per_draw"] = p
+    p = out / "doses.csv"
+    dose_table(sim).to_csv(p)
+    written["doses"] = p
+    mets = list(metrics) if metrics is not None else [str(m) for m in sim.metric.values]
+    for m in mets:
+        p = out / f"exposure_quantiles_{m}.csv"
+        exposure_distribution_table(sim, m, ci=ci).to_csv(p)
+        written[f"exposure_quantiles_{m}"] = p
+    has_patients = "exposure" in sim and sim.sizes.get("patient", 0) > 0 and "TBW" in sim.coords
+    if has_patients:
+        for m in mets:
+            p = out / f"exposure_vs_TBW_{m}.csv"
+            exposure_by_covariate(sim, "TBW", m).to_csv(p, index=False)
+            written[f"exposure_vs_TBW_{m}"] = p
+    if figures:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig_dir = out / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        for m in mets:
+            ax = plot_exposure_by_strategy(sim, m, ci=ci)
+            p = fig_dir / f"exposure_by_strategy_{m}.png"
+            ax.figure.tight_layout()
+            ax.figure.savefig(p, dpi=120)
+            plt.close(ax.figure)
+            written[f"fig_exposure_by_strategy_{m}"] = p
+            if has_patients:
+                ax = plot_exposure_vs_weight(sim, metric=m)
+                p = fig_dir / f"exposure_vs_weight_{m}.png"
+                ax.figure.tight_layout()
+                ax.figure.savefig(p, dpi=120)
+                plt.close(ax.figure)
+                written[f"fig_exposure_vs_weight_{m}"] = p
+        if sim.sizes["strategy"] > 1:
+            ax = plot_variance_ratio(summary, mets)
+            p = fig_dir / "variance_ratio.png"
+            ax.figure.tight_layout()
+            ax.figure.savefig(p, dpi=120)
+            plt.close(ax.figure)
+            written["fig_variance_ratio"] = p
+    if save_dataset:
+        written["dataset"] = save_simulation(sim, out / "simulation.nc")
+    return written
+
+
+def run_simulation(
+    fit: Any,
+    strategies: Sequence[str] | Mapping[str, Any],
+    schedule: str | Any,
+    population: str | Any,
+    out_dir: str | Path,
+    *,
+    infusion: Any = 0.0,
+    schedule_unit: str = "day",
+    n_draws: int | None = 200,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    threshold: float | None = None,
+    exceed: Mapping[str, float] | None = None,
+    reference: str | None = None,
+    ibw_method: str | None = None,
+    progress: bool = False,
+    figures: bool = True,
+) -> dict[str, Path]:
+    """Everything ``poppk simulate`` does: load, build, simulate, write.
+
+    Parameters
+    ----------
+    fit
+        A fit or the path of a fit directory (:func:`poppk.model.load_fit`).
+    strategies
+        Texts such as ``"5 mg/kg"``, ``"6 mg/kg AIBW"`` (see
+        :func:`~poppk.simulate.strategies.parse_strategy`) or a mapping.
+    schedule
+        A Schedule or text (``"q3w:6"``, see
+        :func:`~poppk.simulate.strategies.parse_schedule`), with ``infusion``
+        (e.g. ``"90 min"``) and ``schedule_unit``.
+    population
+        A VirtualPopulation or text (``"resample:5000"``, ``"sample:5000:1.0"``,
+        a CSV path; see :func:`~poppk.simulate.population.parse_population`).
+    out_dir
+        Output directory (see :func:`write_simulation_report`).
+    n_draws, seed, metrics, threshold, exceed, reference, progress, figures
+        As :func:`~poppk.simulate.engine.simulate_strategies` and
+        :func:`write_simulation_report`.
+    ibw_method
+        IBW method for descriptors derived by the population (e.g.
+        ``"label"``); descriptors present in a fitted dataset are kept.
+
+    Returns
+    -------
+    dict of name -> path written (also ``"command.json"`` with the inputs).
+    """
+    from poppk.simulate.engine import as_strategies, simulate_strategies
+    from poppk.simulate.exposure import DEFAULT_METRICS
+    from poppk.simulate.population import VirtualPopulation, parse_population
+    from poppk.simulate.strategies import Schedule, parse_schedule
+
+    if isinstance(fit, (str, Path)):
+        from poppk.model import load_fit
+
+        fit = load_fit(fit)
+    strats = as_strategies(strategies)
+    sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
+    opts = {"ibw_method": ibw_method} if ibw_method else {}
+    pop = population if isinstance(population, VirtualPopulation) else parse_population(population, fit, seed=seed, **opts)
+    sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
+                              metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
+                              exceed=exceed, progress=progress)
+    written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
+    p = Path(out_dir) / "command.json"
+    p.write_text(json.dumps({
+        "strategies": {k: v.label for k, v in strats.items()}, "schedule": sched.to_dict(),
+        "population": pop.source, "n_patients": pop.n, "n_draws": sim.sizes["draw"], "seed": seed,
+        "metrics": [str(m) for m in sim.metric.values], "threshold": threshold, "exceed": dict(exceed or {}),
+        "reference": reference, "elapsed_s": sim.attrs["elapsed_s"],
+    }, indent=2))
+    written["command"] = p
+    return written
