@@ -83,8 +83,8 @@ dx.npde_tests(dx.npde_table(fit, n_draws=100 if QUICK else 300))
 # ## Individual fits (first six subjects)
 
 # %%
-ind = dx.individual_fit_table(fit, ids=list(data.subjects[:6]))
-fig = plots.plot_individual_fits(ind)
+curves, points = dx.individual_fit_table(fit, ids=list(data.subjects[:6]))
+fig = plots.plot_individual_fits(curves, points, log_y=True)
 
 # %% [markdown]
 # ## Shrinkage and random effects versus covariates

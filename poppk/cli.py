@@ -133,6 +133,132 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_fit)
 
 
+def _check(args: argparse.Namespace) -> int:
+    """``poppk check FIT_DIR --out DIR``: every diagnostic table (CSV) and figure."""
+    from poppk.diagnostics import write_checks
+    from poppk.model import load_fit
+
+    fit = load_fit(args.fit_dir)
+    paths = write_checks(fit, args.out, formats=tuple(args.format), n_draws=args.draws, seed=args.seed,
+                         stratify=args.stratify)
+    for p in paths:
+        print(p)
+    print(f"{len(paths)} files written to {args.out}")
+    return 0
+
+
+def _add_check(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("check", help="write diagnostics of a saved fit (VPC, GOF, NPDE, shrinkage, LOO)",
+                              description="Compute every model check of a saved fit and write the tables (CSV) "
+                              "and figures to DIR.")
+    p.add_argument("fit_dir", metavar="FIT_DIR")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--format", action="append", choices=("png", "svg", "pdf"), default=None,
+                   help="figure format (repeatable; default png)")
+    p.add_argument("--draws", type=int, default=500, help="replicate studies for VPC/NPDE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stratify", metavar="COVARIATE", default=None)
+    p.set_defaults(func=lambda a: _check(_default_format(a)))
+
+
+def _default_format(args: argparse.Namespace) -> argparse.Namespace:
+    if not args.format:
+        args.format = ["png"]
+    return args
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """``poppk simulate FIT_DIR --strategy ... --schedule ... --population ... --out DIR``."""
+    from poppk.simulate import run_simulation
+
+    exceed = dict(_float_mapping(x) for x in args.exceed)
+    paths = run_simulation(
+        args.fit_dir, args.strategy, args.schedule, args.population, args.out,
+        infusion=args.infusion, n_draws=args.draws, seed=args.seed, metrics=args.metric or None,
+        threshold=args.threshold, exceed=exceed or None, reference=args.reference,
+        ibw_method=args.ibw_method, progress=not args.quiet, figures=not args.no_figures,
+    )
+    for name, p in paths.items():
+        print(f"{name}: {p}")
+    return 0
+
+
+def _float_mapping(text: str) -> tuple[str, float]:
+    from poppk.errors import ConfigError
+
+    key, value = _mapping(text)
+    try:
+        return key, float(value)
+    except ValueError:
+        raise ConfigError(f"--exceed {text!r}: the value must be a number (e.g. cmax_c1=150)") from None
+
+
+def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("simulate", help="simulate dosing strategies over a virtual population",
+                              description="For every posterior draw, simulate a virtual population under each "
+                              "dosing strategy and summarise between-patient exposure variability.")
+    p.add_argument("fit_dir", metavar="FIT_DIR")
+    p.add_argument("--strategy", action="append", required=True,
+                   help='e.g. "5 mg/kg", "6 mg/kg AIBW", "150 mg", "5 mg/kg max 100 kg" (repeatable)')
+    p.add_argument("--schedule", default="q3w:6", help='e.g. "q3w:6", "weekly:12", "weekly3q4w:4"')
+    p.add_argument("--infusion", default="1 h", help='infusion duration, e.g. "90 min"')
+    p.add_argument("--population", default="resample:5000",
+                   help='"resample:N" (trial covariates), "sample:N[:female_fraction]" or a CSV file')
+    p.add_argument("--draws", type=int, default=200, help="posterior draws to simulate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metric", action="append", help="exposure metric (repeatable)")
+    p.add_argument("--threshold", type=float, default=None, help="concentration threshold for time above")
+    p.add_argument("--exceed", action="append", default=[], metavar="METRIC=VALUE",
+                   help="report P(metric > value) per strategy")
+    p.add_argument("--reference", default=None, help="reference strategy for variance ratios")
+    p.add_argument("--ibw-method", default=None)
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=_simulate)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``poppk report FIT_DIR --out DIR``: the covariate report (HTML, CSV, JSON)."""
+    from poppk.model import load_fit
+    from poppk.report import export_covariate_report
+
+    fit = load_fit(args.fit_dir)
+    paths = export_covariate_report(fit, args.out, formats=tuple(args.format or ("html", "csv", "json")),
+                                    title=args.title)
+    for name, p in paths.items():
+        print(f"{name}: {p}")
+    return 0
+
+
+def _add_report(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="export the covariate report of a saved fit",
+                              description="Parameter table, covariate effects (forest plot) and provenance as "
+                              "a self-contained HTML file plus CSV and JSON tables.")
+    p.add_argument("fit_dir", metavar="FIT_DIR")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--format", action="append", choices=("html", "csv", "json"))
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``poppk run analysis.toml``: the whole analysis described in one file."""
+    from poppk.config import load_config, run_analysis
+
+    return run_analysis(load_config(args.config), out=args.out, quick=args.quick)
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run an analysis described in a TOML file",
+                              description="Data check, fits, checks, comparison, simulation and report, "
+                              "as configured in one TOML file (see poppk.config).")
+    p.add_argument("config", metavar="ANALYSIS_TOML")
+    p.add_argument("--out", default=None, metavar="DIR", help="override [output].dir")
+    p.add_argument("--quick", action="store_true", help="few draws everywhere (a smoke test)")
+    p.set_defaults(func=_run)
+
+
 def _demo(args: argparse.Namespace) -> int:
     """``poppk demo``: the end-to-end analysis of the bundled trial."""
     from poppk.workflow import run_demo
@@ -160,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_data(subparsers)
     _add_fit(subparsers)
+    _add_check(subparsers)
+    _add_simulate(subparsers)
+    _add_report(subparsers)
+    _add_run(subparsers)
     _add_demo(subparsers)
     return parser
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from poppk.errors import PopPKError
 
-__all__ = ["bundled_trial_path", "trial_spec", "run_demo"]
+__all__ = ["bundled_trial_path", "bundled_analysis_path", "trial_spec", "run_demo"]
 
 
 def bundled_trial_path() -> Path:
@@ -49,53 +49,28 @@ def trial_spec(descriptor: str = "TBW") -> Any:
     return spec.with_size_covariate(descriptor, parameters=("CL", "V1"), reference=70.0 if descriptor == "TBW" else None)
 
 
+def bundled_analysis_path() -> Path:
+    """Path of the bundled analysis configuration (``data/imgn853_analysis.toml``)."""
+    return bundled_trial_path().with_name("imgn853_analysis.toml")
+
+
 def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = print) -> int:
-    """Run the whole analysis on the bundled trial and write results to ``out``.
+    """Run the whole analysis of the bundled trial and write results to ``out``.
+
+    The steps are those of ``data/imgn853_analysis.toml`` run by
+    :func:`poppk.config.run_analysis`: data check, fits with TBW and AIBW as
+    the size covariate, checks, LOO comparison, dosing-strategy simulation and
+    the covariate report (``out/report.html``).
 
     Parameters
     ----------
     out
         Output directory.
     quick
-        Fewer draws (a smoke test, not for inference).
+        Few draws (a smoke test, not for inference).
     echo
         Where progress lines go.
     """
-    from poppk.data import format_summary, read_nonmem, summarize
-    from poppk.model import fit
+    from poppk.config import load_config, run_analysis
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    path = bundled_trial_path()
-    echo(f"== 1. data: {path.name}")
-    data = read_nonmem(path).with_size_descriptors(ibw_method="label")
-    echo(format_summary(summarize(data)))
-    draws, tune, chains = (150, 150, 2) if quick else (1000, 500, 4)
-    fits = {}
-    for descriptor in ("TBW", "AIBW"):
-        echo(f"\n== 2. fit: 2-cmt model with {descriptor} as the size covariate "
-             f"({chains} chains x ({tune} warm-up + {draws}))")
-        spec = trial_spec(descriptor)
-        t0 = time.perf_counter()
-        f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=1, progress=False)
-        echo(f"   {time.perf_counter() - t0:.0f} s; {f.convergence().message()}")
-        echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
-        f.save(out / "fits" / descriptor)
-        fits[descriptor] = f
-    _after_fits(fits, data, out, quick=quick, echo=echo)
-    echo(f"\nall results are in {out.resolve()} ({time.perf_counter() - t_start:.0f} s)")
-    return 0
-
-
-def _after_fits(fits: dict[str, Any], data: Any, out: Path, *, quick: bool, echo: Any) -> None:
-    """Checks, comparison, simulation and report (each step when its module is present)."""
-    try:
-        from poppk.diagnostics import compare, write_checks
-    except ImportError:  # pragma: no cover - during development
-        return
-    for name, f in fits.items():
-        echo(f"\n== 3. checks of the {name} model -> {out / 'checks' / name}")
-        write_checks(f, out / "checks" / name)
-    echo("\n== 4. comparison by leave-one-subject-out PSIS-LOO")
-    echo(compare(fits).round(2).to_string())
+    return run_analysis(load_config(bundled_analysis_path()), out=out, quick=quick, echo=echo)
