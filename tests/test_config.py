@@ -1,0 +1,62 @@
+import tomllib
+
+import pytest
+
+from poppk.config import load_config, parse_config
+from poppk.errors import ConfigError
+
+BUNDLED = "data/imgn853_analysis.toml"
+
+
+def doc():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    return tomllib.loads((root / BUNDLED).read_text()), root / "data"
+
+
+def test_bundled_config_is_valid():
+    d, base = doc()
+    cfg = parse_config(d, base)
+    assert cfg.data_path.is_file()
+    assert cfg.get("fit", "descriptors") == ["TBW", "AIBW"]
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda d: d.update(colour={}), "unknown section [colour]"),
+        (lambda d: d["fit"].update(draw=10), "unknown key fit.draw"),
+        (lambda d: d["fit"].update(draws="many"), "fit.draws = 'many': expected an integer"),
+        (lambda d: d["fit"].update(chains=0), "fit.chains = 0: expected a positive integer"),
+        (lambda d: d["checks"].update(enabled="yes"), "checks.enabled"),
+        (lambda d: d["data"].pop("path"), "missing data.path"),
+        (lambda d: d["model"].update(structure="5cmt"), "[model]: structure '5cmt'"),
+        (lambda d: d["model"].update(error="poisson"), "[model]: error model 'poisson'"),
+    ],
+)
+def test_bad_config_names_the_key(mutate, fragment):
+    d, base = doc()
+    mutate(d)
+    with pytest.raises(ConfigError) as err:
+        parse_config(d, base)
+    assert fragment in str(err.value)
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\npath = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_cli_run_reports_config_errors(tmp_path, capsys):
+    from poppk.cli import main
+
+    bad = tmp_path / "a.toml"
+    bad.write_text('[data]\npath = "x.csv"\n[model]\nstructure = "2cmt"\ntypical = {CL = 1}\n[fit]\ndraws = -5\n')
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "error: fit.draws" in err and "Traceback" not in err
