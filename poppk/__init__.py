@@ -31,6 +31,8 @@ from poppk.model import (
     load_fit,
 )
 
+from poppk.diagnostics import compare, write_checks
+
 try:
     __version__ = _version("poppk")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -48,6 +50,8 @@ __all__ = [
     "fit",
     "Fit",
     "load_fit",
+    "compare",
+    "write_checks",
     "PopPKError",
     "DatasetError",
     "ModelSpecError",

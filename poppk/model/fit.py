@@ -170,7 +170,7 @@ class Fit:
                 arr = theta[:, :, self.spec.iiv.index(p)]
             out[p] = (("chain", "draw", "id"), np.exp(arr).reshape(nc, nd, -1))
         coords = {"chain": self.idata.posterior.chain.values, "draw": self.idata.posterior.draw.values,
-                  "id": self.idata.posterior.id.values}
+                  "id": [str(s) for s in design.subject_ids]}
         ds = xr.Dataset(out, coords=coords)
         for p in self.spec.parameters:
             ds[p].attrs["units"] = self.spec.unit.get(p, "")
@@ -243,7 +243,7 @@ class Fit:
         onehot[np.arange(self.design.n_obs), self.design.obs_subject] = 1.0
         per_subject = xr.DataArray(ll.values @ onehot, dims=("chain", "draw", "id"),
                                    coords={"chain": ll.chain.values, "draw": ll.draw.values})
-        per_subject = per_subject.assign_coords(id=self.idata.posterior.id.values)
+        per_subject = per_subject.assign_coords(id=[str(s) for s in self.design.subject_ids])
         ds = xr.Dataset({"y": ll, "y_subject": per_subject})
         if "log_likelihood" in self.idata.groups():
             del self.idata.log_likelihood
