@@ -64,10 +64,14 @@ fit.summary().round(3)
 # %%
 vpc = dx.vpc_table(fit, n_draws=100 if QUICK else 300)
 fig = plots.plot_vpc(vpc, log_y=True)
+fig
+
 
 # %%
 pcvpc = dx.vpc_table(fit, pred_corrected=True, n_draws=100 if QUICK else 300)
 fig = plots.plot_vpc(pcvpc, log_y=True)
+fig
+
 
 # %% [markdown]
 # ## Goodness of fit: DV vs PRED/IPRED, NPDE vs time and PRED
@@ -75,6 +79,8 @@ fig = plots.plot_vpc(pcvpc, log_y=True)
 # %%
 gof = dx.gof_table(fit, n_draws=100 if QUICK else 300)
 fig = plots.plot_gof(gof, log=True)
+fig
+
 
 # %%
 dx.npde_tests(dx.npde_table(fit, n_draws=100 if QUICK else 300))
@@ -85,6 +91,8 @@ dx.npde_tests(dx.npde_table(fit, n_draws=100 if QUICK else 300))
 # %%
 curves, points = dx.individual_fit_table(fit, ids=list(data.subjects[:6]))
 fig = plots.plot_individual_fits(curves, points, log_y=True)
+fig
+
 
 # %% [markdown]
 # ## Shrinkage and random effects versus covariates
@@ -96,3 +104,5 @@ dx.shrinkage_table(fit)
 # %%
 eta = dx.eta_table(fit)
 fig = plots.plot_eta_covariates(eta)
+fig
+

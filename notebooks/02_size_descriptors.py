@@ -45,6 +45,8 @@ dx.eta_covariate_table(eta).round(3)
 
 # %%
 fig = plots.plot_eta_covariates(eta, covariates=["TBW", "AIBW", "LBW", "BSA", "ALB"])
+fig
+
 
 # %% [markdown]
 # ## One fit per descriptor
@@ -70,3 +72,5 @@ table.round(2)
 
 # %%
 fig = plots.plot_compare(table)
+fig
+

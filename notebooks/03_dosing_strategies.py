@@ -81,12 +81,18 @@ summary[["median_exposure_median", "bpv_cv_median", "var_ratio_median", "var_rat
 
 # %%
 fig = plot_variance_ratio(summary)
+fig
+
 
 # %%
 fig = plot_exposure_vs_weight(sim, pop, metric="cmax_c1")
+fig
+
 
 # %%
 fig = plot_exposure_by_strategy(sim, metric="auc_c1")
+fig
+
 
 # %% [markdown]
 # ## Equal typical exposure: which AIBW dose matches 5 mg/kg TBW?
@@ -129,3 +135,5 @@ lin_summary[["var_ratio_median", "var_ratio_lo", "var_ratio_hi", "prob_var_ratio
 
 # %%
 fig = plot_variance_ratio(lin_summary)
+fig
+

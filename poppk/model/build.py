@@ -162,7 +162,7 @@ def build_model(
                 z = pm.Flat("z", dims=("id", "iiv"))
                 m_i = pt.as_tensor_variable(init.mode)  # type: ignore[union-attr]
                 c_i = pt.as_tensor_variable(init.chol)  # type: ignore[union-attr]
-                theta = m_i + pt.batched_dot(c_i, z[:, :, None])[:, :, 0]
+                theta = m_i + (c_i * z[:, None, :]).sum(axis=-1)
                 eta = theta - mu
                 if chol is None:
                     pm.Potential(
