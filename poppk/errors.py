@@ -15,6 +15,7 @@ __all__ = [
     "ModelSpecError",
     "ConfigError",
     "FitError",
+    "DiagnosticsError",
     "ConvergenceWarning",
     "DataWarning",
     "BodySizeError",
@@ -85,6 +86,10 @@ class ConfigError(PopPKError, ValueError):
 
 class FitError(PopPKError, RuntimeError):
     """Sampling failed or a saved fit cannot be read."""
+
+
+class DiagnosticsError(PopPKError, ValueError):
+    """A diagnostic was asked for something the fit or the arguments cannot give."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -26,9 +26,7 @@ __all__ = [
 ]
 
 
-class DiagnosticsError(PopPKError, ValueError):
-    """A diagnostic was asked for something the fit or the arguments cannot give."""
-
+from poppk.errors import DiagnosticsError  # noqa: E402  (re-exported)
 
 def flat_draw_count(fit: Any) -> int:
     """Number of posterior draws over all chains."""
