@@ -32,6 +32,7 @@ from poppk.model import (
 )
 
 from poppk.diagnostics import compare, write_checks
+from poppk.report import covariate_effects, export_covariate_report, parameter_table, plot_forest
 
 try:
     __version__ = _version("poppk")
@@ -52,6 +53,10 @@ __all__ = [
     "load_fit",
     "compare",
     "write_checks",
+    "parameter_table",
+    "covariate_effects",
+    "plot_forest",
+    "export_covariate_report",
     "PopPKError",
     "DatasetError",
     "ModelSpecError",

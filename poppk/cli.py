@@ -225,7 +225,7 @@ def _report(args: argparse.Namespace) -> int:
 
     fit = load_fit(args.fit_dir)
     paths = export_covariate_report(fit, args.out, formats=tuple(args.format or ("html", "csv", "json")),
-                                    title=args.title)
+                                    title=args.title, dosing=("flat", "per_kg") if args.per_kg else ("flat",))
     for name, p in paths.items():
         print(f"{name}: {p}")
     return 0
@@ -237,8 +237,10 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
                               "a self-contained HTML file plus CSV and JSON tables.")
     p.add_argument("fit_dir", metavar="FIT_DIR")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--format", action="append", choices=("html", "csv", "json"))
+    p.add_argument("--format", action="append", choices=("html", "csv", "json", "png"))
     p.add_argument("--title", default=None)
+    p.add_argument("--per-kg", action="store_true",
+                   help="also show exposure ratios under mg/kg dosing (TBW/WT covariates)")
     p.set_defaults(func=_report)
 
 

@@ -41,6 +41,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
 
     [report]                    # poppk report
     title = "Covariate report"
+    dosing = ["flat", "per_kg"] # --per-kg: exposure ratios under mg/kg dosing too
     formats = ["html", "csv", "json"]
 
     [output]
@@ -72,7 +73,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
                  "exceed": dict, "threshold": (int, float)},
-    "report": {"enabled": bool, "title": str, "formats": list},
+    "report": {"enabled": bool, "title": str, "formats": list, "dosing": list},
     "output": {"dir": str},
 }
 _REQUIRED = {"data": ("path",), "model": ("structure", "typical")}
@@ -261,6 +262,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
             target, out, formats=tuple(config.get("report", "formats", ["html", "csv", "json"])),
             strategy_table=strategy_table, comparison_table=comparison, figures=figures or None,
             title=config.get("report", "title"),
+            dosing=tuple(config.get("report", "dosing", ["flat"])),
         )
         for name, p in written.items():
             echo(f"   {name}: {p}")

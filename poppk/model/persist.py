@@ -53,6 +53,9 @@ class atomic_directory:
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a fit directory is meant to be shared
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -143,6 +143,13 @@ class CovariateEffect:
     prior: Prior | None = None
 
     def __post_init__(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(self.covariate)):
+            raise ModelSpecError(
+                f"covariate name {self.covariate!r}: use letters, digits and '_' only (it names the posterior "
+                "variable beta_<PARAM>_<COV>); rename the column when reading, e.g. read_nonmem(..., columns={...})"
+            )
         if self.form not in COVARIATE_FORMS:
             raise ModelSpecError(
                 f"covariate effect {self.covariate} on {self.parameter}: form {self.form!r} "

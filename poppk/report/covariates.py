@@ -1,0 +1,375 @@
+"""Covariate effects on parameters and exposure, as ratios to the typical subject (forest plots).
+
+For each covariate of the model, a *reference subject* has every covariate at
+its reference value (the ``reference`` of the effect, by default the dataset
+median; for a categorical covariate the categories that receive no effect).
+The table gives, for subjects at the 5th and 95th percentiles of a continuous
+covariate in the data (or in each category of a categorical one), all other
+covariates at reference and η = 0, the ratio of each parameter to the
+reference subject's, draw by draw:
+
+    ratio_P = exp(Σ_c log f_c(x) − log f_c(x_ref))
+
+(:func:`poppk.model.parameters.covariate_log_effect`), summarised by the
+posterior median and an equal-tailed credible interval (90% by default).
+
+Exposure ratios (linear PK):
+
+* **AUC, flat dose**: ``AUC = Dose/CL`` so the ratio is ``1/ratio_CL``;
+* **AUC, mg/kg dose** (``dosing`` includes ``"per_kg"``; rows for the dosing
+  weight TBW/WT only): ``AUC ∝ TBW/CL``, ratio ``(TBW/TBW_ref)/ratio_CL``;
+* **Cmax** (approximate): ``Cmax ≈ Dose/V1`` (bolus or short infusion, peak
+  dominated by the central volume), ratio ``1/ratio_V1`` (× weight ratio for
+  mg/kg dosing).
+
+The columns follow coveffectsplot (``paramname, covname, label, mid, lower,
+upper``); a ratio whose credible interval lies inside 0.8–1.25 is commonly
+read as not clinically relevant.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from poppk.model.parameters import _indicator, covariate_log_effect
+from poppk.report._common import covariate_unit, fmt_number
+
+__all__ = ["covariate_effects", "plot_forest", "COVARIATE_COLUMNS", "REFERENCE_BAND"]
+
+#: Columns of :func:`covariate_effects`, in order.
+COVARIATE_COLUMNS = (
+    "paramname", "covname", "label", "mid", "lower", "upper", "reference", "value", "percentile",
+    "covariate_unit", "kind", "dosing", "in_band", "note",
+)
+
+#: The conventional no-relevant-effect band of a ratio.
+REFERENCE_BAND = (0.8, 1.25)
+
+_WEIGHT_COVARIATES = ("TBW", "WT")
+_DOSING = ("flat", "per_kg")
+
+
+def _beta_draws(fit: Any, effect: Any) -> np.ndarray:
+    post = fit.idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    if effect.prior.is_fixed:
+        return np.full(n, float(effect.prior["value"]))
+    return np.asarray(post[effect.name].transpose("chain", "draw").values, dtype=np.float64).reshape(n)
+
+
+def _scenarios(fit: Any, covariate: str, effects: Sequence[Any], percentiles: Sequence[float],
+               units: Mapping[str, str] | None) -> list[dict[str, Any]]:
+    """Covariate subjects to compare with the reference: value, label and per-effect log ratio draws."""
+    data_cov = fit.data.covariates
+    if covariate not in data_cov.columns:
+        from poppk.errors import ModelSpecError
+
+        raise ModelSpecError(f"covariate {covariate!r} of the model is not in the fit's data covariates "
+                             f"{list(data_cov.columns)}")
+    col = data_cov[covariate]
+    betas = {e.name: _beta_draws(fit, e) for e in effects}
+    unit = covariate_unit(covariate, units)
+    out = []
+    if effects[0].form == "categorical":
+        values = pd.unique(col.dropna().to_numpy())
+        levels: list[Any] = []
+        for e in effects:
+            if not any(_same_level(e.level, lev) for lev in levels):
+                levels.append(e.level)
+        in_ref = np.ones(len(values), dtype=bool)
+        for lev in levels:
+            in_ref &= _indicator(values, lev) == 0
+        ref_values = [str(v) for v in values[in_ref]]
+        ref_text = ", ".join(ref_values) if ref_values else "other"
+        for lev in levels:
+            log_ratio = {e.name: betas[e.name] * float(_same_level(e.level, lev)) for e in effects}
+            out.append({"value": str(lev), "reference": ref_text, "percentile": math.nan, "unit": unit,
+                        "label": f"{covariate} = {lev} vs {ref_text}", "log_ratio": log_ratio,
+                        "weight_ratio": math.nan})
+        return out
+    x = col.astype(float).dropna().to_numpy()
+    ref = float(effects[0].reference if effects[0].reference is not None else np.median(x))
+    qs = np.percentile(x, list(percentiles)) if x.size else [math.nan] * len(percentiles)
+    for pct, v in zip(percentiles, qs):
+        v = float(v)
+        log_ratio = {e.name: np.asarray(covariate_log_effect(e, betas[e.name], v) - covariate_log_effect(e, betas[e.name], ref),
+                                        dtype=np.float64) for e in effects}
+        ordinal = _ordinal(pct)
+        out.append({"value": v, "reference": ref, "percentile": float(pct), "unit": unit,
+                    "label": f"{covariate} {fmt_number(v)}{(' ' + unit) if unit else ''} ({ordinal} pct)",
+                    "log_ratio": log_ratio,
+                    "weight_ratio": v / ref if covariate.upper() in _WEIGHT_COVARIATES else math.nan})
+    return out
+
+
+def _same_level(a: Any, b: Any) -> bool:
+    return bool(_indicator(np.asarray([a], dtype=object), b)[0])
+
+
+def _ordinal(p: float) -> str:
+    n = int(p) if float(p).is_integer() else p
+    if not isinstance(n, int):
+        return f"{n:g}th"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def covariate_effects(
+    fit: Any,
+    *,
+    metrics: Iterable[str] | None = None,
+    exposure: bool = True,
+    ci: float = 0.90,
+    percentiles: Sequence[float] = (5, 95),
+    dosing: Iterable[str] = ("flat",),
+    covariate_units: Mapping[str, str] | None = None,
+    band: tuple[float, float] = REFERENCE_BAND,
+) -> pd.DataFrame:
+    """Effect of each covariate on parameters and exposure, as ratios to the reference subject.
+
+    Parameters
+    ----------
+    fit
+        A :class:`~poppk.model.Fit`.
+    metrics
+        Structural parameters to report (default: every parameter with a
+        covariate effect, in model order).  A covariate appears only for the
+        parameters it acts on.
+    exposure
+        Add exposure ratios: ``AUC`` (∝ Dose/CL) and ``Cmax`` (≈ Dose/V1).
+    ci
+        Credible-interval mass (default 0.90: 5th–95th percentiles of the draws).
+    percentiles
+        Percentiles of a continuous covariate in the data to compare with
+        the reference (default 5th and 95th).
+    dosing
+        Dose assumptions of the exposure rows: ``"flat"`` (same dose for all,
+        default) and/or ``"per_kg"`` (dose ∝ total body weight; rows only for
+        the covariates TBW/WT, since other covariates at reference leave the
+        weight unchanged).
+    covariate_units
+        Unit labels of covariates (size descriptors default to kg, m², kg/m²).
+    band
+        Reference band for ``in_band``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COVARIATE_COLUMNS`: ``paramname`` (parameter, or
+        exposure metric with its dose assumption), ``covname``, ``label``
+        (the compared subject), ``mid``, ``lower``, ``upper`` (posterior
+        median and ``ci`` interval of the ratio), ``reference`` (reference
+        value or categories), ``value`` (compared value or category),
+        ``percentile``, ``covariate_unit``, ``kind`` (``parameter`` or
+        ``exposure``), ``dosing``, ``in_band`` (interval inside ``band``),
+        ``note``.  ``attrs``: ``ci``, ``band``, ``percentiles``, ``notes``.
+
+    Examples
+    --------
+    >>> covariate_effects(fit)[["paramname", "label", "mid", "lower", "upper"]]   # doctest: +SKIP
+    """
+    from poppk.errors import ConfigError
+
+    if not 0 < ci < 1:
+        raise ConfigError(f"ci must be in (0, 1), got {ci!r}")
+    dosing = tuple(dosing)
+    bad = [d for d in dosing if d not in _DOSING]
+    if bad:
+        raise ConfigError(f"dosing {bad}: valid values are {_DOSING}")
+    spec = fit.spec
+    with_effects = [p for p in spec.parameters if spec.covariates_on(p)]
+    metrics = list(metrics) if metrics is not None else with_effects
+    unknown = [m for m in metrics if m not in spec.parameters]
+    if unknown:
+        raise ConfigError(f"metrics {unknown} are not parameters of the model {spec.parameters}")
+    lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
+
+    groups: dict[tuple[str, bool], list[Any]] = {}
+    for c in spec.covariates:
+        groups.setdefault((c.covariate, c.form == "categorical"), []).append(c)
+    scenarios = {key: _scenarios(fit, key[0], effs, percentiles, covariate_units) for key, effs in groups.items()}
+
+    def log_ratio(key: tuple[str, bool], sc: dict[str, Any], param: str) -> np.ndarray | None:
+        terms = [sc["log_ratio"][e.name] for e in groups[key] if e.parameter == param]
+        return np.sum(terms, axis=0) if terms else None
+
+    rows: list[dict[str, Any]] = []
+
+    def add(paramname: str, key: tuple[str, bool], sc: dict[str, Any], ratio: np.ndarray, kind: str,
+            dose: str, note: str) -> None:
+        ratio = np.asarray(ratio, dtype=np.float64)
+        mid, lo, hi = (float(v) for v in np.quantile(ratio, [0.5, lo_q, hi_q]))
+        rows.append({
+            "paramname": paramname, "covname": key[0], "label": sc["label"], "mid": mid, "lower": lo, "upper": hi,
+            "reference": sc["reference"], "value": sc["value"], "percentile": sc["percentile"],
+            "covariate_unit": sc["unit"], "kind": kind, "dosing": dose,
+            "in_band": bool(lo >= band[0] and hi <= band[1]), "note": note,
+        })
+
+    for p in metrics:
+        for key, scs in scenarios.items():
+            for sc in scs:
+                lr = log_ratio(key, sc, p)
+                if lr is not None:
+                    add(p, key, sc, np.exp(lr), "parameter", "",
+                        f"{p} of the subject / {p} of the reference subject (η = 0)")
+    if exposure:
+        clear, vol = "CL", "V1"
+        exposure_defs = (
+            ("AUC", clear, "AUC = Dose/CL (linear PK)"),
+            ("Cmax", vol, "Cmax ≈ Dose/V1 (approximation: bolus or short infusion)"),
+        )
+        for metric, param, formula in exposure_defs:
+            for dose in dosing:
+                for key, scs in scenarios.items():
+                    for sc in scs:
+                        lr = log_ratio(key, sc, param)
+                        if dose == "flat":
+                            if lr is None:
+                                continue
+                            add(f"{metric} (flat dose)", key, sc, np.exp(-lr), "exposure", "flat",
+                                f"{formula}; same dose for every subject")
+                        else:
+                            w = sc["weight_ratio"]
+                            if not np.isfinite(w):
+                                continue
+                            base = np.exp(-lr) if lr is not None else np.ones_like(
+                                next(iter(sc["log_ratio"].values())))
+                            add(f"{metric} (mg/kg dose)", key, sc, w * base, "exposure", "per_kg",
+                                f"{formula}; dose ∝ body weight {key[0]}, ratio = weight ratio × 1/{param} ratio")
+    out = pd.DataFrame(rows, columns=list(COVARIATE_COLUMNS))
+    pct = f"{100 * ci:g}%"
+    out.attrs.update({
+        "ci": ci, "band": tuple(band), "percentiles": tuple(float(p) for p in percentiles),
+        "notes": [
+            f"Ratio to the reference subject (every covariate at its reference, η = 0): posterior median and "
+            f"{pct} equal-tailed credible interval.",
+            f"Continuous covariates: subjects at the {', '.join(_ordinal(p) for p in percentiles)} percentiles "
+            "of the covariate in the data; categorical covariates: each category with an effect vs the others.",
+            "AUC = Dose/CL (linear PK); flat dose: AUC ratio = 1/CL ratio"
+            + ("; mg/kg dosing: AUC ratio = (weight ratio)/(CL ratio)" if "per_kg" in dosing else "") + ".",
+            "Cmax ≈ Dose/V1 (approximation for a bolus or short infusion): Cmax ratio = 1/V1 ratio.",
+            f"Reference band {band[0]:g}–{band[1]:g}: a ratio whose interval lies inside it is commonly read "
+            "as not clinically relevant.",
+        ],
+    })
+    return out
+
+
+def _mathtext_safe(text: str) -> str:
+    """Escape ``$`` so that user strings are never read as matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def plot_forest(
+    table: pd.DataFrame,
+    *,
+    band: tuple[float, float] | None = None,
+    title: str | None = None,
+    width: float = 9.0,
+) -> Any:
+    """Forest plot of :func:`covariate_effects` (draws the table only).
+
+    One row per compared subject, grouped by parameter / exposure metric; the
+    median ratio as a point and the credible interval as a line, on a log
+    axis with the reference band shaded and the value printed at the right.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`covariate_effects` (columns ``paramname``, ``label``,
+        ``mid``, ``lower``, ``upper``; ``in_band`` optional).
+    band
+        Shaded reference band (default ``table.attrs["band"]`` or 0.8–1.25).
+    title
+        Figure title.
+    width
+        Figure width in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    band = tuple(band or table.attrs.get("band", REFERENCE_BAND))  # type: ignore[assignment]
+    ci = table.attrs.get("ci")
+    groups = list(dict.fromkeys(table["paramname"].astype(str))) if len(table) else []
+    n_rows = len(table) + len(groups)
+    fig = Figure(figsize=(width, 1.3 + 0.3 * max(n_rows, 2)), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_xscale("log")
+    if not len(table):
+        ax.text(0.5, 0.5, "no covariate effects in the model", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        return fig
+    y = 0.0
+    ticks, tick_labels, bold = [], [], []
+    colors = {True: "#1f4e79", False: "#c0392b"}
+    for g in groups:
+        ticks.append(y)
+        tick_labels.append(_mathtext_safe(g))
+        bold.append(True)
+        y -= 1
+        sub = table[table["paramname"].astype(str) == g]
+        for _, r in sub.iterrows():
+            inside = bool(r["in_band"]) if "in_band" in r and pd.notna(r["in_band"]) else (
+                r["lower"] >= band[0] and r["upper"] <= band[1])
+            c = colors[inside]
+            ax.plot([r["lower"], r["upper"]], [y, y], color=c, lw=2.2, solid_capstyle="butt", zorder=3)
+            ax.plot([r["mid"]], [y], marker="o", ms=6.5, color=c, mec="white", mew=0.8, zorder=4)
+            ax.text(1.01, y, f"{r['mid']:.2f} [{r['lower']:.2f}, {r['upper']:.2f}]", transform=ax.get_yaxis_transform(),
+                    va="center", ha="left", fontsize=8.5, family="monospace", color="#333333")
+            ticks.append(y)
+            tick_labels.append(_mathtext_safe(str(r["label"])))
+            bold.append(False)
+            y -= 1
+    lo = float(np.nanmin([table["lower"].min(), band[0]]))
+    hi = float(np.nanmax([table["upper"].max(), band[1]]))
+    lo, hi = lo / 1.12, hi * 1.12
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(y + 0.4, 0.6)
+    ax.axvspan(band[0], band[1], color="#dfe9f3", zorder=0, label=f"reference band {band[0]:g}–{band[1]:g}")
+    ax.axvline(1.0, color="#444444", lw=0.9, zorder=1)
+    for b in band:
+        ax.axvline(b, color="#8aa9c8", lw=0.8, ls="--", zorder=1)
+    cands = [0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0]
+    xt = [t for t in cands if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(xt))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{t:g}" for t in xt])
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(tick_labels)
+    for lab, b in zip(ax.get_yticklabels(), bold):
+        if b:
+            lab.set_fontweight("bold")
+            lab.set_color("#1f4e79")
+        else:
+            lab.set_fontsize(9)
+    ax.tick_params(axis="y", length=0)
+    for g_y, b in zip(ticks, bold):
+        if b and g_y != 0:
+            ax.axhline(g_y + 0.5, color="#d9e0e7", lw=0.6, zorder=0)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.grid(axis="x", color="#eeeeee", lw=0.6, zorder=0)
+    ax.set_xlabel("Ratio to the reference subject" + (f" (median and {100 * ci:g}% CrI)" if ci else "") + ", log scale")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor="#dfe9f3", edgecolor="#8aa9c8", label=f"reference band {band[0]:g}–{band[1]:g}"),
+        Line2D([], [], color=colors[True], marker="o", lw=2, label="interval inside the band"),
+        Line2D([], [], color=colors[False], marker="o", lw=2, label="interval outside the band"),
+    ]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, fontsize=8.5, ncols=3)
+    ax.text(1.01, 1.0, "ratio" + (f" [{100 * ci:g}% CrI]" if ci else " [CrI]"), transform=ax.transAxes,
+            va="bottom", ha="left", fontsize=8.5, fontweight="bold", color="#333333")
+    if title:
+        fig.suptitle(_mathtext_safe(title), fontsize=12, x=0.02, ha="left")
+    return fig
