@@ -170,10 +170,7 @@ def build_model(
                         pm.logp(pm.Normal.dist(0.0, omega_vec[None, :]), eta).sum(),
                     )
                 else:
-                    pm.Potential(
-                        "iiv_density",
-                        pm.logp(pm.MvNormal.dist(mu=pt.zeros(k), chol=chol), eta).sum(),
-                    )
+                    pm.Potential("iiv_density", _mvn_chol_logp(pt, eta, chol, k))
             else:
                 z = pm.Normal("z", 0.0, 1.0, dims=("id", "iiv"))
                 eta = z * omega_vec[None, :] if chol is None else z @ chol.T
@@ -202,6 +199,26 @@ def build_model(
     model.poppk_spec = spec  # type: ignore[attr-defined]
     model.poppk_init = init  # type: ignore[attr-defined]
     return model
+
+
+def _mvn_chol_logp(pt: Any, x: Any, chol: Any, k: int) -> Any:
+    """Sum over rows of log MVN(x_i | 0, L Lᵀ), by forward substitution unrolled over k.
+
+    Written out element by element because k is small (≤ 9): PyMC's MvNormal
+    logp compiles to a generic triangular solve that cost 22 ms per gradient
+    under numba on the bundled trial (80 × 2), against 0.17 ms for the whole
+    model with this form.
+    """
+    n = x.shape[0]
+    zs = []
+    for j in range(k):
+        acc = x[:, j]
+        for l_ in range(j):
+            acc = acc - chol[j, l_] * zs[l_]
+        zs.append(acc / chol[j, j])
+    quad = sum((z * z).sum() for z in zs)
+    logdet = sum(pt.log(chol[j, j]) for j in range(k))
+    return -0.5 * quad - n * logdet - 0.5 * n * k * np.log(2.0 * np.pi)
 
 
 def _prior_dist(pm: Any, priors: Any, k: int) -> Any:
