@@ -35,7 +35,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
     infusion = "1 h"
     population = "resample:5000"
     draws = 200
-    reference = "5 mg/kg"
+    reference = "5 mg/kg TBW"
     metrics = ["cmax_c1", "auc_c1", "auc_ss"]
     exceed = { cmax_c1 = 150.0 }
 
