@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--parametrization", default="centered")
     ap.add_argument("--grad-only", action="store_true")
+    ap.add_argument("--low-rank", choices=("auto", "on", "off"), default="auto",
+                    help="nutpie's low-rank mass matrix adaptation (auto: on for a full Omega)")
     args = ap.parse_args(argv)
     csv = BENCH / "iv_2cmt_multiple_dose.csv"
     if not csv.is_file():
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     f = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, progress=False,
-            log_likelihood=False, warn=False)
+            log_likelihood=False, warn=False, low_rank={'auto': None, 'on': True, 'off': False}[args.low_rank])
     total = time.perf_counter() - t0
     tm = f.settings["timings"]
     s = f.summary()
