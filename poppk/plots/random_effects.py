@@ -16,18 +16,8 @@ from poppk.plots._style import COLORS, add_trend, finish, new_figure, unit_suffi
 __all__ = ["plot_eta_distributions", "plot_eta_covariates"]
 
 
-def _level_labels(values: Any) -> np.ndarray:
-    out = []
-    for v in pd.Series(values).tolist():
-        if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
-            v = int(v)
-        out.append(str(v))
-    return np.array(out, dtype=object)
-
-
-def _is_continuous(values: Any) -> bool:
-    num = pd.to_numeric(pd.Series(values), errors="coerce")
-    return bool(num.notna().all() and num.nunique() > 5)
+from poppk.diagnostics.random_effects import is_continuous as _is_continuous  # noqa: E402
+from poppk.diagnostics.random_effects import level_labels as _level_labels  # noqa: E402
 
 
 def plot_eta_distributions(table: pd.DataFrame, *, title: str | None = "Random effects") -> Figure:
