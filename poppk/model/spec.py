@@ -143,12 +143,11 @@ class CovariateEffect:
     prior: Prior | None = None
 
     def __post_init__(self) -> None:
-        import re
-
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(self.covariate)):
+        if not str(self.covariate).strip() or "/" in str(self.covariate):
             raise ModelSpecError(
-                f"covariate name {self.covariate!r}: use letters, digits and '_' only (it names the posterior "
-                "variable beta_<PARAM>_<COV>); rename the column when reading, e.g. read_nonmem(..., columns={...})"
+                f"covariate name {self.covariate!r}: must be non-empty and contain no '/' (it names the "
+                "posterior variable beta_<PARAM>_<COV> in the saved NetCDF); rename the column when reading, "
+                "e.g. read_nonmem(..., columns={...})"
             )
         if self.form not in COVARIATE_FORMS:
             raise ModelSpecError(
