@@ -21,6 +21,7 @@
 # Set `POPPK_QUICK=1` to run on small settings (as the test suite does).
 
 # %%
+# %matplotlib inline
 import os
 
 import matplotlib.pyplot as plt

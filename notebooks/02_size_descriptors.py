@@ -21,6 +21,7 @@
 # Set `POPPK_QUICK=1` for small settings.
 
 # %%
+# %matplotlib inline
 import dataclasses
 import os
 

@@ -25,6 +25,7 @@
 # Set `POPPK_QUICK=1` for small settings.
 
 # %%
+# %matplotlib inline
 import importlib.util
 import os
 import tempfile
