@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ref = dict(zip(["CL", "V1", "Q", "V2"], true_typ)) | dict(zip(["omega_CL", "omega_V1", "omega_Q", "omega_V2"], true_om))
     s["sample value"] = [ref.get(i, np.nan) for i in s.index]
     pd.set_option("display.width", 160)
-    print(s[["median", "lower", "upper", "sample value", "r_hat", "ess_bulk", "ess_tail"]].round(3).to_string())
+    print(s[["median", "lower", "upper", "sample value", "r_hat", "ess_bulk", "ess_tail"]].round({"median": 3, "lower": 3, "upper": 3, "sample value": 3, "r_hat": 4, "ess_bulk": 0, "ess_tail": 0}).to_string())
     print(f"\ninit (Laplace-EM) {tm['init_s']:.1f} s; compile {tm['compile_s']:.1f} s; sampling {sample_s:.1f} s; "
           f"total {total:.1f} s")
     print(f"chains {args.chains} x ({args.tune} + {args.draws}); divergences {int(st['diverging'].sum())}; "
-          f"steps/draw {steps:.1f}; max R-hat {s['r_hat'].max():.3f}")
+          f"steps/draw {steps:.1f}; max R-hat {s['r_hat'].max():.4f}")
     print(f"bulk ESS/s (sampling time): min {s['ess_bulk'].min() / sample_s:.1f}, mean {s['ess_bulk'].mean() / sample_s:.1f}; "
           f"min bulk ESS/s (total time) {s['ess_bulk'].min() / total:.1f}")
     print("('sample value' = geometric mean / SD of log of the 120 simulated individual parameters)")

@@ -76,7 +76,7 @@ def check_convergence(idata: Any, var_names: list[str], settings: dict[str, Any]
     post = idata.posterior
     names = [v for v in var_names if v in post]
     nchain = post.sizes["chain"]
-    diag = az.summary(idata, var_names=names, kind="diagnostics") if names else pd.DataFrame()
+    diag = az.summary(idata, var_names=names, kind="diagnostics", round_to="none") if names else pd.DataFrame()
     table = pd.DataFrame(
         {
             "r_hat": diag.get("r_hat", pd.Series(dtype=float)),

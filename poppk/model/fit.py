@@ -115,7 +115,7 @@ class Fit:
         names = self.population_variables
         post = self.idata.posterior[names]
         lo_q, hi_q = (1 - hdi_prob) / 2, 1 - (1 - hdi_prob) / 2
-        diag = az.summary(self.idata, var_names=names, kind="diagnostics")
+        diag = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
         rows = []
         for n in names:
             v = post[n].values.ravel()
