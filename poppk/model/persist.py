@@ -24,24 +24,9 @@ from typing import Any
 
 from poppk.errors import FitError
 
-__all__ = ["save_fit", "load_fit", "atomic_directory", "atomic_write_text"]
+__all__ = ["save_fit", "load_fit", "atomic_directory"]
 
 FORMAT = "poppk.Fit/1"
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 class atomic_directory:
