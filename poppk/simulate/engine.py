@@ -19,10 +19,13 @@ Two levels of variability are kept apart:
 Memory is bounded: draws are processed in blocks (``chunk_draws``), patients
 within a block in chunks (``chunk_patients``), and per-draw statistics are
 computed on the fly; per-patient exposures are kept only if they fit
-(``keep_exposure``).  Blocks are independent tasks that can run on an
-executor (``concurrent.futures``, or a ``dask.distributed`` Client, which
-has the same ``submit``) or through ``dask.delayed`` (``use_dask=True``).
-Random numbers depend only on ``seed`` and the draw, never on chunking.
+(``keep_exposure``), or kept as a lazy dask array (``keep_exposure="lazy"``)
+that recomputes any chunk on demand.  Blocks are independent tasks that can
+run on an executor (``concurrent.futures``, or a ``dask.distributed``
+Client, to which the shared inputs are scattered once) or through
+``dask.delayed`` (``use_dask=True``, on the active dask scheduler or
+cluster).  Random numbers depend only on ``seed``, the draw and the patient,
+never on chunking or on where a task runs.
 """
 
 from __future__ import annotations
@@ -181,19 +184,26 @@ class _Context:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _individual_parameters(ctx: _Context, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """(len(idx) * n_patients,) natural-scale parameters, draw-major."""
+def _individual_parameters(ctx: _Context, idx: np.ndarray, pat: slice = slice(None)) -> dict[str, np.ndarray]:
+    """(len(idx) * n_patients[pat],) natural-scale parameters, draw-major.
+
+    ``pat`` selects a contiguous range of patients; their random effects are
+    the same as in a call over all patients (the normal deviates of a draw
+    are generated for every patient and sliced).
+    """
     spec = ctx.draws.spec
-    nb, npat = len(idx), ctx.doses.shape[0]
+    n_all = ctx.doses.shape[0]
+    pat = slice(*pat.indices(n_all))
+    nb, npat = len(idx), pat.stop - pat.start
     log_tv = {p: np.asarray(v)[idx][:, None] for p, v in ctx.draws.log_typical.items()}
     betas = {n: np.asarray(v)[idx][:, None] for n, v in ctx.draws.betas.items()}
-    covs = {n: v[None, :] for n, v in ctx.covs.items()}
+    covs = {n: v[None, pat] for n, v in ctx.covs.items()}
     eta = None
     k = len(spec.iiv)
     if ctx.random_effects and k:
         e = np.empty((nb, npat, k))
         for j, d in enumerate(idx):
-            z = np.random.default_rng([int(ctx.seed), 1, int(d)]).standard_normal((npat, k))
+            z = np.random.default_rng([int(ctx.seed), 1, int(d)]).standard_normal((n_all, k))[pat]
             e[j] = z @ ctx.draws.omega_chol[d].T
         eta = {p: e[:, :, j] for j, p in enumerate(spec.iiv)}
     logp = log_individual_parameters(spec, log_tv, betas, covs, eta)
@@ -203,16 +213,18 @@ def _individual_parameters(ctx: _Context, idx: np.ndarray) -> dict[str, np.ndarr
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise ConfigError(
-                f"draw {int(idx[k // npat])}, virtual patient {k % npat}: individual {p} = {v[k]!r}; a covariate "
+                f"draw {int(idx[k // npat])}, virtual patient {pat.start + k % npat}: individual {p} = {v[k]!r}; a covariate "
                 "outside the range where the covariate model is defined (e.g. a 'linear' effect below zero)?"
             )
     return out
 
 
-def _exposures(ctx: _Context, idx: np.ndarray) -> np.ndarray:
-    """Exposures (len(idx), n_patients, S, M)."""
-    nb, (npat, S) = len(idx), ctx.doses.shape
-    params = _individual_parameters(ctx, idx)
+def _exposures(ctx: _Context, idx: np.ndarray, pat: slice = slice(None)) -> np.ndarray:
+    """Exposures (len(idx), n_patients[pat], S, M)."""
+    pat = slice(*pat.indices(ctx.doses.shape[0]))
+    doses = ctx.doses[pat]
+    nb, (npat, S) = len(idx), doses.shape
+    params = _individual_parameters(ctx, idx, pat)
     U = nb * npat
     lin = [m for m in ctx.metrics if m != "time_above"]
     unit = np.empty((U, len(lin)))
@@ -227,15 +239,15 @@ def _exposures(ctx: _Context, idx: np.ndarray) -> np.ndarray:
             for j, m in enumerate(lin):
                 unit[sl, j] = res[m]
         if ta is not None:
-            pat = np.arange(sl.start, sl.stop) % npat
-            ta[sl] = time_above(p, ctx.plan, float(ctx.threshold) / ctx.doses[pat], n_cmt=n_cmt,  # type: ignore[arg-type]
+            pat_i = np.arange(sl.start, sl.stop) % npat
+            ta[sl] = time_above(p, ctx.plan, float(ctx.threshold) / doses[pat_i], n_cmt=n_cmt,  # type: ignore[arg-type]
                                 n_grid=opts.get("n_grid", 48))
     E = np.empty((nb, npat, S, len(ctx.metrics)))
     for j, m in enumerate(ctx.metrics):
         if m == "time_above":
             E[..., j] = ta.reshape(nb, npat, S)  # type: ignore[union-attr]
         else:
-            E[..., j] = unit[:, lin.index(m)].reshape(nb, npat)[:, :, None] * ctx.doses[None, :, :]
+            E[..., j] = unit[:, lin.index(m)].reshape(nb, npat)[:, :, None] * doses[None, :, :]
     return E
 
 
@@ -262,6 +274,108 @@ def _run_block(ctx: _Context, idx: np.ndarray) -> dict[str, Any]:
     out["idx"] = np.asarray(idx)
     out["exposure"] = E[:, : ctx.keep].copy() if ctx.keep else None
     return out
+
+
+def _block_exposure(ctx: _Context, d0: int, d1: int, p0: int, p1: int) -> np.ndarray:
+    """Exposures of draws d0:d1 and patients p0:p1 (one chunk of the lazy array)."""
+    return _exposures(ctx, np.arange(d0, d1), slice(p0, p1))
+
+
+def _lazy_exposure(ctx: _Context, n: int, chunk_draws: int, target_elements: int = 8_000_000) -> Any:
+    """The (draw, patient, strategy, metric) exposures as a dask array.
+
+    Each chunk is recomputed on demand by :func:`_block_exposure`, with the
+    same random effects as the eager pass, so it holds exactly the values the
+    per-draw statistics were computed from.  Chunks hold at most
+    ``ctx.chunk_patients`` patients and about ``target_elements`` values
+    (64 MB).
+    """
+    import dask
+    import dask.array as da
+
+    npat, S = ctx.doses.shape
+    M = len(ctx.metrics)
+    per_patient = S * M
+    chunk_pat = int(min(npat, ctx.chunk_patients, max(1, target_elements // max(per_patient, 1))))
+    chunk_d = int(max(1, min(chunk_draws, target_elements // max(chunk_pat * per_patient, 1))))
+    ctx_d = dask.delayed(ctx, pure=True, traverse=False)
+    rows = []
+    for d0 in range(0, n, chunk_d):
+        d1 = min(n, d0 + chunk_d)
+        cols = []
+        for p0 in range(0, npat, chunk_pat):
+            p1 = min(npat, p0 + chunk_pat)
+            task = dask.delayed(_block_exposure, pure=True)(ctx_d, d0, d1, p0, p1)
+            cols.append(da.from_delayed(task, shape=(d1 - d0, p1 - p0, S, M), dtype=float))
+        rows.append(da.concatenate(cols, axis=1) if len(cols) > 1 else cols[0])
+    return da.concatenate(rows, axis=0) if len(rows) > 1 else rows[0]
+
+
+def _is_distributed_client(executor: Any) -> bool:
+    return type(executor).__module__.split(".")[0] == "distributed" and hasattr(executor, "scatter")
+
+
+def _run_tasks(ctx: _Context, blocks: list[np.ndarray], collect: Callable[[dict[str, Any]], None], *,
+               executor: Any, use_dask: bool) -> str:
+    """Run the blocks serially, on an executor or with dask; collect results as they finish.
+
+    Returns the name of the way the blocks were run (kept in the result's
+    attributes).
+    """
+    if use_dask:
+        try:
+            import dask
+        except ImportError:  # pragma: no cover - dask is a dependency
+            raise ImportError("use_dask=True needs dask (pip install 'dask[distributed]')") from None
+        client = None
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+        if client is not None:
+            _run_on_client(client, ctx, blocks, collect)
+            return "dask.distributed"
+        from dask.callbacks import Callback
+
+        ctx_d = dask.delayed(ctx, pure=True, traverse=False)
+        tasks = [dask.delayed(_run_block, pure=True)(ctx_d, b) for b in blocks]
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if isinstance(result, dict) and "idx" in result:
+                collect(result)
+
+        with Callback(posttask=posttask):
+            dask.compute(*tasks)
+        return f"dask ({dask.config.get('scheduler', 'threads')})"
+    if executor is not None:
+        if _is_distributed_client(executor):
+            _run_on_client(executor, ctx, blocks, collect)
+            return "dask.distributed"
+        from concurrent.futures import as_completed
+
+        futures = [executor.submit(_run_block, ctx, b) for b in blocks]
+        for f in as_completed(futures):
+            collect(f.result())
+        return type(executor).__name__
+    for b in blocks:
+        collect(_run_block(ctx, b))
+    return "serial"
+
+
+def _run_on_client(client: Any, ctx: _Context, blocks: list[np.ndarray],
+                   collect: Callable[[dict[str, Any]], None]) -> None:
+    """Run blocks on a dask.distributed client; the context is sent to the workers once."""
+    from distributed import as_completed
+
+    ctx_f = client.scatter(ctx, broadcast=True)
+    futures = [client.submit(_run_block, ctx_f, b, pure=False) for b in blocks]
+    try:
+        for f in as_completed(futures):
+            collect(f.result())
+    finally:
+        client.cancel(futures + [ctx_f])
 
 
 # --------------------------------------------------------------------------
@@ -360,22 +474,24 @@ def simulate_posterior(
             warnings.warn(
                 f"per-patient exposures of all {npat} patients x {n} draws would take "
                 f"{n * per_draw_bytes / 2**30:.1f} GiB; keeping the first {keep} patients (per-draw statistics use "
-                "all of them). Pass keep_exposure=True to keep all, False for none.",
+                "all of them). Pass keep_exposure='lazy' for all of them as a dask array computed on demand, True to "
+                "keep all in memory, False for none.",
                 UserWarning,
                 stacklevel=3,
             )
-    elif keep_exposure is True:
+    elif keep_exposure is True or keep_exposure == "lazy":
         keep = npat
     elif keep_exposure is False:
         keep = 0
     else:
-        raise ConfigError(f"keep_exposure must be True, False or 'auto', got {keep_exposure!r}")
+        raise ConfigError(f"keep_exposure must be True, False, 'auto' or 'lazy', got {keep_exposure!r}")
+    lazy = keep_exposure == "lazy"
     if chunk_draws is None:
         chunk_draws = int(max(1, min(n, 8_000_000 // max(npat * S * M, 1))))
     ctx = _Context(
         draws=draws, covs=covs, doses=doses, plan=plan, metrics=metrics_t, threshold=threshold,
         exceed=exceed_arr, quantiles=np.asarray(quantiles, dtype=float), seed=int(seed),
-        chunk_patients=int(chunk_patients), keep=keep, random_effects=bool(random_effects),
+        chunk_patients=int(chunk_patients), keep=0 if lazy else keep, random_effects=bool(random_effects),
         options={"n_search": int(n_search), "n_grid": int(n_grid), "auc_method": auc_method},
     )
     blocks = [np.arange(a, min(n, a + chunk_draws)) for a in range(0, n, chunk_draws)]
@@ -386,7 +502,7 @@ def simulate_posterior(
         "log_mean": np.empty((n, S, M)), "log_var": np.empty((n, S, M)), "mean": np.empty((n, S, M)),
         "sd": np.empty((n, S, M)), "quantiles": np.empty((n, S, M, Q)), "p_exceed": np.empty((n, S, M)),
     }
-    exposure = np.empty((n, keep, S, M)) if keep else None
+    exposure: Any = np.empty((n, keep, S, M)) if keep and not lazy else None
     done = 0
 
     def collect(out: dict[str, Any]) -> None:
@@ -400,28 +516,14 @@ def simulate_posterior(
         if report is not None:
             report(done, n)
 
-    if use_dask:
-        try:
-            import dask
-        except ImportError:
-            raise ImportError(
-                "use_dask=True needs dask (pip install 'dask[distributed]'); without it, pass executor= "
-                "(e.g. concurrent.futures.ThreadPoolExecutor) or run serially"
-            ) from None
-        ctx_d = dask.delayed(ctx, pure=True)
-        tasks = [dask.delayed(_run_block, pure=True)(ctx_d, b) for b in blocks]
-        for out in dask.compute(*tasks):
-            collect(out)
-    elif executor is not None:
-        futures = [executor.submit(_run_block, ctx, b) for b in blocks]
-        for f in futures:
-            collect(f.result())
-    else:
-        for b in blocks:
-            collect(_run_block(ctx, b))
+    how = _run_tasks(ctx, blocks, collect, executor=executor, use_dask=use_dask)
+    if lazy:
+        exposure = _lazy_exposure(ctx, n, chunk_draws)
     elapsed = time.perf_counter() - t0
-    return _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res, exposure, elapsed,
-                     time_unit=time_unit, n_draws=n, seed=seed, threshold=threshold, exceed=exceed)
+    ds = _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res, exposure, elapsed,
+                   time_unit=time_unit, n_draws=n, seed=seed, threshold=threshold, exceed=exceed)
+    ds.attrs["executed_by"] = how
+    return ds
 
 
 def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res, exposure, elapsed, *,
@@ -430,7 +532,7 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
     metrics = ctx.metrics
     units = metric_units(spec.unit)
     dims3 = ("draw", "strategy", "metric")
-    keep = ctx.keep
+    keep = int(exposure.shape[1]) if exposure is not None else 0
     data: dict[str, Any] = {
         "dose": (("patient", "strategy"), dose_mg[:keep]),
         "log_mean": (dims3, res["log_mean"]),
@@ -550,9 +652,15 @@ def simulate_strategies(
         Draws per task (default: as many as keep a task's exposure array
         near 64 MB).
     keep_exposure
-        Keep per-patient exposures (``exposure`` variable): ``True``,
-        ``False``, or ``"auto"`` (all if they fit in ``max_exposure_mb``,
-        else the first patients that do, with a warning).
+        Keep per-patient exposures (``exposure`` variable): ``True`` (in
+        memory), ``False``, ``"auto"`` (all if they fit in
+        ``max_exposure_mb``, else the first patients that do, with a
+        warning), or ``"lazy"``: a dask array over all patients, chunked by
+        draw and patient (about 64 MB a chunk), whose chunks are recomputed
+        on demand with the same random numbers -- reductions such as
+        ``sim.exposure.mean("patient")`` or ``to_netcdf`` then run chunk by
+        chunk in bounded memory, at the price of simulating each chunk
+        again.
     random_effects
         ``False`` simulates every patient at η = 0 (covariate effects only).
     progress
@@ -561,10 +669,12 @@ def simulate_strategies(
     executor
         Anything with ``submit(fn, *args)`` returning a future with
         ``result()``: a ``concurrent.futures`` executor or a
-        ``dask.distributed.Client``.
+        ``dask.distributed.Client`` (the shared inputs are scattered to its
+        workers once; tasks are blocks of ``chunk_draws`` draws).
     use_dask
-        Run the tasks with ``dask.delayed`` / ``dask.compute`` (uses the active
-        ``dask.distributed`` client if there is one).
+        Run the tasks as ``dask.delayed`` on the active dask scheduler: the
+        default ``dask.distributed`` client if one exists, else dask's local
+        scheduler.  The way the tasks ran is kept in ``attrs["executed_by"]``.
     **options
         ``n_search`` (points per infusion searched for Cmax, default 5),
         ``n_grid`` (grid per cycle for oral Cmax and time above, 48),

@@ -200,19 +200,6 @@ def test_progress_callback_and_timing():
     assert sim.attrs["elapsed_s"] > 0 and sim.attrs["patient_draws_per_s"] > 0
 
 
-def test_dask_option():
-    try:
-        import dask  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="dask"):
-            simulate_strategies(_draws(2), [PerKg(5)], Q3W, sample_population(20, seed=1), use_dask=True)
-        return
-    pop = sample_population(200, seed=1)
-    a = simulate_strategies(_draws(4), [PerKg(5)], Q3W, pop, chunk_draws=1, use_dask=True, metrics=["auc_c1"])
-    b = simulate_strategies(_draws(4), [PerKg(5)], Q3W, pop, metrics=["auc_c1"])
-    np.testing.assert_allclose(a["exposure"].values, b["exposure"].values, rtol=1e-12)
-
-
 def test_large_run_bounded_memory(big_pop):
     """20,000 patients x 20 draws with per-patient exposures dropped: only per-draw statistics are kept."""
     t0 = time.perf_counter()
