@@ -1,14 +1,13 @@
 """Write every check of a fit to a directory: tables as CSV, figures as PNG/SVG.
 
 :func:`write_checks` is what ``poppk check FIT_DIR --out DIR`` runs.  Every
-file is written to a temporary name in the output directory and renamed into
-place (``os.replace``), so a reader never sees a half-written file.
+file is written through :mod:`poppk.io` (a temporary name in the output
+directory renamed into place), so a reader never sees a half-written file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from poppk.diagnostics._common import DiagnosticsError
+from poppk.io import atomic_write_text, atomic_writer
 
 __all__ = ["write_checks", "FIGURE_FORMATS"]
 
@@ -23,27 +23,12 @@ __all__ = ["write_checks", "FIGURE_FORMATS"]
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
-def _atomic(path: Path, write: Any) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _csv(table: pd.DataFrame, path: Path, index: bool = False) -> Path:
-    return _atomic(path, lambda fh: fh.write(table.to_csv(index=index).encode("utf-8")))
+    return atomic_write_text(path, table.to_csv(index=index))
 
 
 def _fig(fig: Any, path: Path, fmt: str, dpi: int) -> Path:
-    return _atomic(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
+    return atomic_writer(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
 
 
 def write_checks(

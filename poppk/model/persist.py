@@ -16,44 +16,15 @@ half-written fit behind, and re-saving replaces the old fit whole.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from poppk.errors import FitError
+from poppk.io import atomic_directory
 
-__all__ = ["save_fit", "load_fit", "atomic_directory"]
+__all__ = ["save_fit", "load_fit"]
 
 FORMAT = "poppk.Fit/1"
-
-
-class atomic_directory:
-    """Context manager yielding a temporary directory renamed to ``path`` on success."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a fit directory is meant to be shared
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = None
-        if self.path.exists():
-            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _jsonable(x: Any) -> Any:

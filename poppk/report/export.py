@@ -6,9 +6,9 @@ forbids anything else.  Every string that comes from the user (titles, file
 names, column names, covariate names and levels, strategy and model names,
 spec text) is HTML-escaped.
 
-Every file is written to a temporary file in the output directory and
-renamed into place (:func:`os.replace`), so a reader never sees a partial
-file and rerunning overwrites cleanly.
+Every file is written with :func:`poppk.io.atomic_write_bytes` (a temporary
+file in the output directory renamed into place), so a reader never sees a
+partial file and rerunning overwrites cleanly.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from poppk.io import atomic_write_bytes
 from poppk.report._common import fmt_number
 from poppk.report.covariates import REFERENCE_BAND, covariate_effects, plot_forest
 from poppk.report.tables import SECTIONS, parameter_table
@@ -48,30 +48,6 @@ REPORT_FILES = {
 }
 
 JSON_FORMAT = "poppk.Report/1"
-
-
-# ---------------------------------------------------------------- writing
-def _file_mode() -> int:
-    """Permissions of a new file under the current umask (``mkstemp`` would leave 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _jsonable(x: Any) -> Any:
@@ -654,7 +630,7 @@ def export_covariate_report(
     written: dict[str, Path] = {}
 
     def write(key: str, data: bytes) -> None:
-        written[key] = _atomic_write(out / REPORT_FILES[key], data)
+        written[key] = atomic_write_bytes(out / REPORT_FILES[key], data)
 
     def drop_stale(key: str) -> None:
         (out / REPORT_FILES[key]).unlink(missing_ok=True)

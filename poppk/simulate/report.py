@@ -15,6 +15,8 @@ line: a directory with
     exposure by strategy and vs weight per metric, variance ratios.
 ``simulation.nc``
     the Dataset (optional).
+
+Every file is written atomically through :mod:`poppk.io`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from poppk.io import atomic_write_text, atomic_writer
 from poppk.simulate.engine import per_draw_statistics, summarize_strategies
 from poppk.simulate.plots import (
     dose_table,
@@ -47,16 +50,23 @@ def save_simulation(sim: xr.Dataset, path: str | Path) -> Path:
     for name, c in ds.coords.items():
         if c.dtype == object:
             ds = ds.assign_coords({name: c.astype(str)})
-    tmp = path.with_name(f".{path.name}.tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(path)
-    return path
+    return atomic_writer(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def load_simulation(path: str | Path) -> xr.Dataset:
     """Read a Dataset written by :func:`save_simulation` (loaded into memory)."""
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def _save_figure(ax: Any, path: Path) -> Path:
+    """Lay out, write (PNG, atomically) and close the figure of ``ax``."""
+    import matplotlib.pyplot as plt
+
+    ax.figure.tight_layout()
+    atomic_writer(path, lambda tmp: ax.figure.savefig(tmp, dpi=120))
+    plt.close(ax.figure)
+    return path
 
 
 def write_simulation_report(
@@ -95,58 +105,38 @@ def write_simulation_report(
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     summary = summarize_strategies(sim, reference=reference, exceed=exceed, ci=ci)
-    p = out / "summary.csv"
-    summary.to_csv(p)
-    written["summary"] = p
-    (out / "summary_meta.json").write_text(json.dumps({k: (v if not isinstance(v, np.generic) else v.item())
-                                                       for k, v in summary.attrs.items()}, indent=2))
-    per_draw = per_draw_statistics(sim, exceed=exceed).to_dataframe().reset_index()
-    p = out / "per_draw.csv"
-    per_draw.to_csv(p, index=False)
-    written["per_draw"] = p
-    p = out / "doses.csv"
-    dose_table(sim).to_csv(p)
-    written["doses"] = p
+
+    def csv(name: str, table: Any, index: bool = True) -> None:
+        written[name] = atomic_writer(out / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=index))
+
+    csv("summary", summary)
+    atomic_write_text(out / "summary_meta.json", json.dumps({k: (v if not isinstance(v, np.generic) else v.item())
+                                                             for k, v in summary.attrs.items()}, indent=2))
+    csv("per_draw", per_draw_statistics(sim, exceed=exceed).to_dataframe().reset_index(), index=False)
+    csv("doses", dose_table(sim))
     mets = list(metrics) if metrics is not None else [str(m) for m in sim.metric.values]
     for m in mets:
-        p = out / f"exposure_quantiles_{m}.csv"
-        exposure_distribution_table(sim, m, ci=ci).to_csv(p)
-        written[f"exposure_quantiles_{m}"] = p
+        csv(f"exposure_quantiles_{m}", exposure_distribution_table(sim, m, ci=ci))
     has_patients = "exposure" in sim and sim.sizes.get("patient", 0) > 0 and "TBW" in sim.coords
     if has_patients:
         for m in mets:
-            p = out / f"exposure_vs_TBW_{m}.csv"
-            exposure_by_covariate(sim, "TBW", m).to_csv(p, index=False)
-            written[f"exposure_vs_TBW_{m}"] = p
+            csv(f"exposure_vs_TBW_{m}", exposure_by_covariate(sim, "TBW", m), index=False)
     if figures:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
         for m in mets:
-            ax = plot_exposure_by_strategy(sim, m, ci=ci)
-            p = fig_dir / f"exposure_by_strategy_{m}.png"
-            ax.figure.tight_layout()
-            ax.figure.savefig(p, dpi=120)
-            plt.close(ax.figure)
-            written[f"fig_exposure_by_strategy_{m}"] = p
+            written[f"fig_exposure_by_strategy_{m}"] = _save_figure(
+                plot_exposure_by_strategy(sim, m, ci=ci), fig_dir / f"exposure_by_strategy_{m}.png")
             if has_patients:
-                ax = plot_exposure_vs_weight(sim, metric=m)
-                p = fig_dir / f"exposure_vs_weight_{m}.png"
-                ax.figure.tight_layout()
-                ax.figure.savefig(p, dpi=120)
-                plt.close(ax.figure)
-                written[f"fig_exposure_vs_weight_{m}"] = p
+                written[f"fig_exposure_vs_weight_{m}"] = _save_figure(
+                    plot_exposure_vs_weight(sim, metric=m), fig_dir / f"exposure_vs_weight_{m}.png")
         if sim.sizes["strategy"] > 1:
-            ax = plot_variance_ratio(summary, mets)
-            p = fig_dir / "variance_ratio.png"
-            ax.figure.tight_layout()
-            ax.figure.savefig(p, dpi=120)
-            plt.close(ax.figure)
-            written["fig_variance_ratio"] = p
+            written["fig_variance_ratio"] = _save_figure(
+                plot_variance_ratio(summary, mets), fig_dir / "variance_ratio.png")
     if save_dataset:
         written["dataset"] = save_simulation(sim, out / "simulation.nc")
     return written
@@ -217,12 +207,10 @@ def run_simulation(
                               metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
                               exceed=exceed, progress=progress)
     written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
-    p = Path(out_dir) / "command.json"
-    p.write_text(json.dumps({
+    written["command"] = atomic_write_text(Path(out_dir) / "command.json", json.dumps({
         "strategies": {k: v.label for k, v in strats.items()}, "schedule": sched.to_dict(),
         "population": pop.source, "n_patients": pop.n, "n_draws": sim.sizes["draw"], "seed": seed,
         "metrics": [str(m) for m in sim.metric.values], "threshold": threshold, "exceed": dict(exceed or {}),
         "reference": reference, "elapsed_s": sim.attrs["elapsed_s"],
     }, indent=2))
-    written["command"] = p
     return written
