@@ -176,7 +176,7 @@ def _simulate(args: argparse.Namespace) -> int:
         args.fit_dir, args.strategy, args.schedule, args.population, args.out,
         infusion=args.infusion, n_draws=args.draws, seed=args.seed, metrics=args.metric or None,
         threshold=args.threshold, exceed=exceed or None, reference=args.reference,
-        ibw_method=args.ibw_method, progress=not args.quiet, figures=not args.no_figures,
+        ibw_method=args.ibw_method, progress=not args.quiet, figures=not args.no_figures, workers=args.workers,
     )
     for name, p in paths.items():
         print(f"{name}: {p}")
@@ -212,6 +212,8 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
                    help="report P(metric > value) per strategy")
     p.add_argument("--reference", default=None, help="reference strategy for variance ratios")
     p.add_argument("--ibw-method", default=None)
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run on a local dask.distributed cluster of N worker processes (default 0: this process)")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -488,6 +488,8 @@ def simulate_posterior(
     lazy = keep_exposure == "lazy"
     if chunk_draws is None:
         chunk_draws = int(max(1, min(n, 8_000_000 // max(npat * S * M, 1))))
+        if executor is not None or use_dask:  # enough tasks to keep every worker busy
+            chunk_draws = min(chunk_draws, max(1, math.ceil(n / 16)))
     ctx = _Context(
         draws=draws, covs=covs, doses=doses, plan=plan, metrics=metrics_t, threshold=threshold,
         exceed=exceed_arr, quantiles=np.asarray(quantiles, dtype=float), seed=int(seed),
@@ -650,7 +652,8 @@ def simulate_strategies(
         Patient-draws evaluated per kernel batch.
     chunk_draws
         Draws per task (default: as many as keep a task's exposure array
-        near 64 MB).
+        near 64 MB, and at most 1/16 of the draws when tasks run on an
+        executor or with dask).
     keep_exposure
         Keep per-patient exposures (``exposure`` variable): ``True`` (in
         memory), ``False``, ``"auto"`` (all if they fit in

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from poppk.errors import ConfigError
 from poppk.io import atomic_write_text, atomic_writer
 from poppk.simulate.engine import per_draw_statistics, summarize_strategies
 from poppk.simulate.plots import (
@@ -160,6 +161,8 @@ def run_simulation(
     ibw_method: str | None = None,
     progress: bool = False,
     figures: bool = True,
+    workers: int = 0,
+    executor: Any = None,
 ) -> dict[str, Path]:
     """Everything ``poppk simulate`` does: load, build, simulate, write.
 
@@ -185,6 +188,12 @@ def run_simulation(
     ibw_method
         IBW method for descriptors derived by the population (e.g.
         ``"label"``); descriptors present in a fitted dataset are kept.
+    workers
+        Run on a local ``dask.distributed`` cluster of this many worker
+        processes (:func:`~poppk.simulate.parallel.local_cluster`); 0: in this
+        process.
+    executor
+        Or an executor of your own (e.g. a ``dask.distributed.Client``).
 
     Returns
     -------
@@ -203,9 +212,15 @@ def run_simulation(
     sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
     opts = {"ibw_method": ibw_method} if ibw_method else {}
     pop = population if isinstance(population, VirtualPopulation) else parse_population(population, fit, seed=seed, **opts)
-    sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
-                              metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
-                              exceed=exceed, progress=progress)
+    if executor is not None and workers:
+        raise ConfigError("give workers= or executor=, not both")
+    from poppk.simulate.parallel import local_cluster
+
+    with local_cluster(int(workers)) as client:
+        sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
+                                  metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
+                                  exceed=exceed, progress=progress,
+                                  executor=executor if executor is not None else client)
     written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
     written["command"] = atomic_write_text(Path(out_dir) / "command.json", json.dumps({
         "strategies": {k: v.label for k, v in strats.items()}, "schedule": sched.to_dict(),

@@ -98,13 +98,10 @@ def test_parse_population(trial_data, tmp_path):
         parse_population(str(tmp_path / "missing.csv"))
 
 
-def test_run_simulation_end_to_end(trial_data, tmp_path):
-    """What `poppk simulate` would do, on a Fit-like object built from known draws."""
-    import json
-
+def _fake_fit(trial_data):
+    """A Fit-like object with 20 known posterior draws of a 2-cmt WT model."""
     from _sim_helpers import FakeFit
     from poppk.model import CovariateEffect, ModelSpec
-    from poppk.simulate import run_simulation
 
     covs = tuple(CovariateEffect(p, "WT", reference=70.0) for p in ("CL", "V1", "Q", "V2"))
     spec = ModelSpec("2cmt", {"CL": 0.45, "V1": 2.8, "Q": 0.6, "V2": 2.0}, covariates=covs, iiv=("CL", "V1"),
@@ -116,7 +113,16 @@ def test_run_simulation_end_to_end(trial_data, tmp_path):
                        "omega_CL": (("chain", "draw"), np.full((1, 20), 0.3)),
                        "omega_V1": (("chain", "draw"), np.full((1, 20), 0.2))},
                       coords={"chain": [0], "draw": np.arange(20)})
-    fake = FakeFit(spec, trial_data, None, posterior=post)
+    return FakeFit(spec, trial_data, None, posterior=post)
+
+
+def test_run_simulation_end_to_end(trial_data, tmp_path):
+    """What `poppk simulate` would do, on a Fit-like object built from known draws."""
+    import json
+
+    from poppk.simulate import run_simulation
+
+    fake = _fake_fit(trial_data)
     out = tmp_path / "sim"
     written = run_simulation(fake, ["5 mg/kg", "6 mg/kg AIBW"],
                              "q3w:4", "resample:300", out, infusion="1 h", n_draws=10, metrics=["cmax_c1", "auc_c1"])
@@ -125,3 +131,19 @@ def test_run_simulation_end_to_end(trial_data, tmp_path):
     assert cmd["n_patients"] == 300 and cmd["strategies"]["6 mg/kg AIBW"] == "6 mg/kg AIBW"
     s = pd.read_csv(written["summary"], index_col=[0, 1])
     assert s.loc[("5 mg/kg TBW", "cmax_c1"), "var_ratio_median"] == 1.0
+
+
+@pytest.mark.slow
+def test_run_simulation_on_a_local_cluster_writes_the_same_summary(trial_data, tmp_path):
+    """`poppk simulate --workers 2`: a LocalCluster of two processes gives the in-process numbers."""
+    from poppk.errors import ConfigError
+    from poppk.simulate import run_simulation
+
+    fake = _fake_fit(trial_data)
+    kw = dict(infusion="1 h", n_draws=10, metrics=["cmax_c1", "auc_c1"], figures=False)
+    here = run_simulation(fake, ["5 mg/kg", "6 mg/kg AIBW"], "q3w:4", "resample:300", tmp_path / "a", **kw)
+    there = run_simulation(fake, ["5 mg/kg", "6 mg/kg AIBW"], "q3w:4", "resample:300", tmp_path / "b", workers=2,
+                           **kw)
+    pd.testing.assert_frame_equal(pd.read_csv(here["summary"]), pd.read_csv(there["summary"]))
+    with pytest.raises(ConfigError, match="workers"):
+        run_simulation(fake, ["5 mg/kg"], "q3w:4", "resample:30", tmp_path / "c", workers=-1, **kw)
