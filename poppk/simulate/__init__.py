@@ -16,7 +16,13 @@ Everything is computed with the fit's own code: individual parameters with
 Modules: :mod:`~poppk.simulate.population`, :mod:`~poppk.simulate.strategies`,
 :mod:`~poppk.simulate.exposure`, :mod:`~poppk.simulate.draws`,
 :mod:`~poppk.simulate.engine`, :mod:`~poppk.simulate.toxicity`,
-:mod:`~poppk.simulate.plots`, :mod:`~poppk.simulate.report`.
+:mod:`~poppk.simulate.plots`, :mod:`~poppk.simulate.report`,
+:mod:`~poppk.simulate.parallel`.
+
+Scale: draws run in blocks, patients in chunks, in bounded memory; blocks run on
+any executor (``executor=``: a thread pool or a ``dask.distributed`` Client,
+e.g. :func:`local_cluster`) or with ``use_dask=True``, and per-patient
+exposures can be kept as a lazy dask array (``keep_exposure="lazy"``).
 """
 
 from poppk.simulate.draws import PosteriorDraws
@@ -56,6 +62,7 @@ from poppk.simulate.population import (
     resample_population,
     sample_population,
 )
+from poppk.simulate.parallel import local_cluster
 from poppk.simulate.report import load_simulation, run_simulation, save_simulation, write_simulation_report
 from poppk.simulate.strategies import (
     BASES,
@@ -126,4 +133,5 @@ __all__ = [
     "load_simulation",
     "write_simulation_report",
     "run_simulation",
+    "local_cluster",
 ]
