@@ -200,7 +200,8 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("fit_dir", metavar="FIT_DIR")
     p.add_argument("--strategy", action="append", required=True,
                    help='e.g. "5 mg/kg", "6 mg/kg AIBW", "150 mg", "5 mg/kg max 100 kg" (repeatable)')
-    p.add_argument("--schedule", default="q3w:6", help='e.g. "q3w:6", "weekly:12", "weekly3q4w:4"')
+    p.add_argument("--schedule", default="q3w:6",
+                   help='e.g. "q3w:6", "weekly:12", "weekly_x3_q4w:4", "q3w:6; loading=2" (first dose x2)')
     p.add_argument("--infusion", default="1 h", help='infusion duration, e.g. "90 min"')
     p.add_argument("--population", default="resample:5000",
                    help='"resample:N" (trial covariates), "sample:N[:female_fraction]" or a CSV file')

@@ -166,15 +166,17 @@ class ExposurePlan:
             )
         times = np.asarray(s.times, dtype=float)[None, :]
         c1 = np.asarray(s.pattern, dtype=float)[None, :]
+        rel = np.asarray(s.amounts, dtype=float)[None, :]  # the first dose may be a loading dose
         row = lambda x: np.full_like(x, amount)  # noqa: E731
         dur = lambda x: np.full_like(x, s.infusion)  # noqa: E731
         periodic = s.is_periodic
         return cls(
             cycle=float(s.cycle),
-            c1_time=c1, c1_amt=row(c1), c1_dur=dur(c1),
+            c1_time=c1, c1_amt=amount * rel[:, : c1.shape[1]], c1_dur=dur(c1),
+            # steady state is that of the maintenance dose
             ss_time=c1 if periodic else None, ss_amt=row(c1) if periodic else None,
             ss_dur=dur(c1) if periodic else None,
-            all_time=times, all_amt=row(times), all_dur=dur(times),
+            all_time=times, all_amt=amount * rel, all_dur=dur(times),
             end=float(s.end), oral=bool(oral),
         )
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -464,12 +464,19 @@ class Schedule:
         ``"day"``, ``"week"``); converted to the model's unit at simulation.
     name
         A label, e.g. ``"Q3W x6"``.
+    loading
+        The first administration is ``loading`` times the strategy's dose (a
+        loading dose; 1 = none).  Later administrations, and the
+        steady-state cycle, get the maintenance dose.  Caps and vial rounding
+        apply to the maintenance dose.
 
     Examples
     --------
     >>> s = Schedule.weekly_x3_q4w(2)
     >>> s.times, s.cycle, s.n_cycles, s.pattern
     ((0.0, 7.0, 14.0, 28.0, 35.0, 42.0), 28.0, 2, (0.0, 7.0, 14.0))
+    >>> Schedule.q3w(6).with_loading(1.5).label
+    'Q3W x6, loading dose 1.5x, bolus'
     """
 
     times: tuple[float, ...]
@@ -477,6 +484,7 @@ class Schedule:
     cycle: float | None = None
     unit: str = "day"
     name: str = ""
+    loading: float = 1.0
 
     def __post_init__(self) -> None:
         _unit_hours(self.unit)
@@ -507,6 +515,23 @@ class Schedule:
             raise ConfigError(f"the infusion ({self.infusion} {self.unit}) is longer than the cycle ({cycle} {self.unit})")
         if not self.name:
             object.__setattr__(self, "name", f"{len(times)} doses, cycle {_fmt(cycle)} {self.unit}")
+        try:
+            loading = float(self.loading)
+        except (TypeError, ValueError):
+            raise ConfigError(f"loading must be a number (the first dose / the maintenance dose), got "
+                              f"{self.loading!r}") from None
+        if not (math.isfinite(loading) and loading > 0):
+            raise ConfigError(f"loading must be > 0 (1 = no loading dose, 2 = a double first dose), got {loading}")
+        object.__setattr__(self, "loading", loading)
+
+    def with_loading(self, factor: float) -> "Schedule":
+        """The same schedule with a first dose ``factor`` times the maintenance dose."""
+        return replace(self, loading=factor)
+
+    @property
+    def amounts(self) -> tuple[float, ...]:
+        """Relative amount of each administration (the first is ``loading``, the others 1)."""
+        return (self.loading,) + (1.0,) * (len(self.times) - 1)
 
     # ---------------------------------------------------------- constructors
     @classmethod
@@ -578,17 +603,19 @@ class Schedule:
             convert_time(self.cycle, self.unit, unit),
             unit,
             self.name,
+            self.loading,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """A plain-dict form (JSON-ready)."""
         return {"times": list(self.times), "infusion": self.infusion, "cycle": self.cycle,
-                "unit": self.unit, "name": self.name}
+                "unit": self.unit, "name": self.name, "loading": self.loading}
 
     @property
     def label(self) -> str:
         inf = f", {_fmt(convert_time(self.infusion, self.unit, 'min'))} min infusion" if self.infusion > 0 else ", bolus"
-        return f"{self.name}{inf}"
+        load = f", loading dose {_fmt(self.loading)}x" if self.loading != 1.0 else ""
+        return f"{self.name}{load}{inf}"
 
 
 # --------------------------------------------------------------------------
@@ -666,10 +693,24 @@ def parse_schedule(text: str, *, infusion: Any = 0.0, unit: str = "day") -> Sche
     ``unit``), ``times:0,7,21`` (arbitrary; cycle = first interval) or
     ``times:0,7,21/28`` (cycle 28).
 
+    A loading dose is written after a semicolon: ``q3w:6;loading=2`` (the
+    first dose twice the maintenance dose).
+
     >>> parse_schedule("q3w:4", infusion="90 min").label
     'Q3W x4, 90 min infusion'
+    >>> parse_schedule("q3w:4; loading=1.5").loading
+    1.5
     """
-    t = str(text).strip().lower().replace(" ", "")
+    t, _, mods = str(text).strip().lower().replace(" ", "").partition(";")
+    if mods:
+        m = re.fullmatch(r"load(?:ing)?=" + _NUM, mods)
+        if not m:
+            raise ConfigError(f"schedule {text!r}: cannot read {mods!r}; a loading dose is written 'loading=2'")
+        return _parse_schedule_base(t, text, infusion, unit).with_loading(float(m.group(1)))
+    return _parse_schedule_base(t, text, infusion, unit)
+
+
+def _parse_schedule_base(t: str, text: str, infusion: Any, unit: str) -> Schedule:
     head, _, rest = t.partition(":")
     args = rest.split(":") if rest else []
 
