@@ -16,6 +16,15 @@ Parametrisations of the random effects:
   ``theta_i ~ MVN(log TV_i, Ω)`` added explicitly.  An affine change of
   variables with a constant Jacobian: the posterior is exactly the centred
   model's, preconditioned per subject.
+* ``"laplace"``: ``theta_i = M_i + L_i^{-T} z_i`` where ``P_i = I_i + Ω⁻¹ = L_i L_iᵀ``
+  and ``M_i = P_i⁻¹ (h_i + Ω⁻¹ log TV_i)`` use the Gaussian approximation
+  ``(I_i, h_i)`` of subject i's likelihood from the Laplace-EM pass and the
+  *current* TV and Ω (:mod:`poppk.model.reparam`): centred where the subject's
+  data are informative, non-centred where they are not, per subject and
+  direction, and it moves with TV and Ω (no TV–θ coupling, no ω funnel).  ``z``
+  is flat; the population density of theta and the log-Jacobian
+  ``-Σ log det L_i`` are added explicitly, so the posterior is exactly the
+  model's.
 * ``"noncentered"``: ``theta_i = log TV_i + L_Ω z_i``, ``z ~ N(0, I)``.
 """
 
@@ -81,7 +90,7 @@ def build_model(
     design
         A prebuilt :class:`~poppk.model.design.ModelDesign`.
     init
-        Laplace-EM result; required by the ``"centered"`` parametrisation (it
+        Laplace-EM result; required by the ``"centered"`` and ``"laplace"`` parametrisations (it
         is computed here when missing).
 
     Returns
@@ -100,7 +109,7 @@ def build_model(
     if any(c.reference is None and c.form != "categorical" for c in spec.covariates):
         raise ModelSpecError("covariate references are unresolved: pass the spec through spec.resolved(data.covariates)")
     k = len(spec.iiv)
-    if spec.parametrization == "centered" and k and init is None:
+    if spec.parametrization in ("centered", "laplace") and k and init is None:
         from poppk.model.init import laplace_init
 
         init = laplace_init(spec, design)
@@ -158,11 +167,14 @@ def build_model(
             mu = pt.stack(
                 [pt.broadcast_to(typical[p], (design.n_subjects,)) for p in spec.iiv], axis=1
             )
-            if spec.parametrization == "centered":
+            if spec.parametrization in ("centered", "laplace"):
                 z = pm.Flat("z", dims=("id", "iiv"))
-                m_i = pt.as_tensor_variable(init.mode)  # type: ignore[union-attr]
-                c_i = pt.as_tensor_variable(init.chol)  # type: ignore[union-attr]
-                theta = m_i + (c_i * z[:, None, :]).sum(axis=-1)
+                if spec.parametrization == "centered":
+                    m_i = pt.as_tensor_variable(init.mode)  # type: ignore[union-attr]
+                    c_i = pt.as_tensor_variable(init.chol)  # type: ignore[union-attr]
+                    theta = m_i + (c_i * z[:, None, :]).sum(axis=-1)
+                else:
+                    theta = _laplace_theta(pt, pm, init, mu, z, omega_vec, chol, k)
                 eta = theta - mu
                 if chol is None:
                     pm.Potential(
@@ -220,6 +232,42 @@ def _mvn_chol_logp(pt: Any, x: Any, chol: Any, k: int) -> Any:
     quad = sum((z * z).sum() for z in zs)
     logdet = sum(pt.log(chol[j, j]) for j in range(k))
     return -0.5 * quad - n * logdet - 0.5 * n * k * np.log(2.0 * np.pi)
+
+
+def _laplace_theta(pt: Any, pm: Any, init: LaplaceInit | None, mu: Any, z: Any, omega_vec: Any, chol: Any, k: int) -> Any:
+    """θ of the ``"laplace"`` parametrisation; adds its log-Jacobian to the model."""
+    from poppk.model.reparam import laplace_reparam, likelihood_linear_term
+
+    if init is None or init.info is None or init.prior_precision is None:
+        raise ModelSpecError(
+            "parametrization='laplace' needs the likelihood information of laplace_init(); "
+            "pass init=laplace_init(spec, design) or no init"
+        )
+    h = likelihood_linear_term(init.info, init.mode, init.eta, init.prior_precision)
+    if chol is None:
+        omega_inv = pt.diag(1.0 / omega_vec**2)
+    else:
+        chol_inv = _tril_inverse(pt, chol, k)
+        omega_inv = chol_inv.T @ chol_inv
+    theta, log_det_l = laplace_reparam(init.info, h, mu, omega_inv, z)
+    # |d theta / d z| = prod_i det L_i^-1
+    pm.Potential("reparam_jacobian", -log_det_l)
+    return theta
+
+
+def _tril_inverse(pt: Any, chol: Any, k: int) -> Any:
+    """Inverse of a small lower-triangular matrix, unrolled (no LAPACK call in the graph)."""
+    inv = [[None] * k for _ in range(k)]
+    for c in range(k):
+        for i in range(k):
+            if i < c:
+                inv[i][c] = pt.zeros(())
+                continue
+            acc = 1.0 if i == c else 0.0
+            for p in range(c, i):
+                acc = acc - chol[i, p] * inv[p][c]
+            inv[i][c] = acc / chol[i, i]
+    return pt.stack([pt.stack(row) for row in inv])
 
 
 def _prior_dist(pm: Any, priors: Any, k: int) -> Any:

@@ -23,7 +23,10 @@ of its log parameters, used by the ``"centered"`` parametrisation
 ``θ_i = m_i + C_i z_i``, an affine change of variables (constant Jacobian)
 under which each subject's likelihood is close to a standard normal in
 ``z_i``: a block-dense preconditioner that NUTS's diagonal adaptation then
-only has to fine-tune.
+only has to fine-tune.  The ``"laplace"`` parametrisation
+(:mod:`poppk.model.reparam`) uses instead the Gauss–Newton information of
+each subject's likelihood alone (``info``) and lets the map follow the
+current typical values and Ω.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ class LaplaceInit:
     chol
         Cholesky factors of the Laplace covariance of each subject's log
         parameters, shape ``(n_subjects, n_iiv, n_iiv)``.
+    info
+        Gauss–Newton information of each subject's likelihood alone (the
+        Laplace precision minus ``prior_precision``), ``(n_subjects, n_iiv, n_iiv)``.
+    prior_precision
+        The (diagonal) population precision used for ``mode`` and ``chol``.
     objective
         Final value of -2 log-likelihood (Laplace approximation, for information).
     iterations
@@ -83,6 +91,8 @@ class LaplaceInit:
     objective: float = float("nan")
     iterations: int = 0
     history: list[float] = field(default_factory=list, repr=False)
+    info: np.ndarray | None = field(default=None, repr=False)
+    prior_precision: np.ndarray | None = field(default=None, repr=False)
 
 
 def _individual(spec: ModelSpec, design: ModelDesign, log_tv, betas, eta) -> dict[str, np.ndarray]:
@@ -343,6 +353,9 @@ def laplace_init(spec: ModelSpec, design: ModelDesign, *, max_iter: int = 30, to
     # final modes and curvature at the final population values
     if k:
         eta, H = _conditional_modes(spec, design, log_tv, betas, eta, sigma, omega)
+    prior_prec = np.diag([1.0 / omega[p] ** 2 for p in spec.iiv]) if k else np.zeros((0, 0))
+    info = H - prior_prec[None]
+    info = 0.5 * (info + np.transpose(info, (0, 2, 1)))
     cov = np.linalg.inv(H)
     cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
     chol = np.linalg.cholesky(cov + 1e-12 * np.eye(k)[None]) if k else np.zeros((design.n_subjects, 0, 0))
@@ -359,4 +372,6 @@ def laplace_init(spec: ModelSpec, design: ModelDesign, *, max_iter: int = 30, to
         objective=history[-1] if history else float("nan"),
         iterations=it,
         history=history,
+        info=info,
+        prior_precision=prior_prec,
     )

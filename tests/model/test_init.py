@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import simulate_study
+from _studies import simulate_study
 from poppk.data import read_nonmem
 from poppk.model import CovariateEffect, ModelSpec, build_design, laplace_init
 

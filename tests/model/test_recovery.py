@@ -10,7 +10,7 @@ which is why single misses are expected and asserted only in aggregate.
 import numpy as np
 import pytest
 
-from conftest import simulate_study
+from _studies import simulate_study
 from poppk.data import read_nonmem
 from poppk.model import CovariateEffect, ModelSpec, Prior, fit
 

@@ -32,6 +32,7 @@ def test_bare_numbers_become_lognormal_priors():
         (dict(typical={"CL": 1.0, "V1": 1.0}, sigma={"add": Prior.halfnormal(1)}, error="proportional"), "not used"),
         (dict(typical={"CL": 1.0, "V1": 1.0}, iiv=("CL",), iiv_correlation="full"), "at least two"),
         (dict(typical={"CL": 1.0, "V1": 1.0}, covariates=(CovariateEffect("KA", "WT"),)), "no such parameter"),
+        (dict(typical={"CL": 1.0, "V1": 1.0}, parametrization="whitened"), "parametrization"),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(kwargs, fragment):
@@ -50,8 +51,10 @@ def test_prior_validation():
     assert lo == pytest.approx(4.0 * 0.19303, rel=1e-3) and hi == pytest.approx(4.0 * 5.1803, rel=1e-3)
 
 
-def test_roundtrip_dict_json_toml():
+@pytest.mark.parametrize("parametrization", ["centered", "noncentered", "laplace"])
+def test_roundtrip_dict_json_toml(parametrization):
     spec = two_cmt(
+        parametrization=parametrization,
         covariates=(CovariateEffect("CL", "AIBW", reference=60.0), CovariateEffect("CL", "SEX", "categorical", level="F")),
         iiv=("CL", "V1", "Q"),
         iiv_correlation="full",
@@ -61,6 +64,7 @@ def test_roundtrip_dict_json_toml():
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     assert ModelSpec.from_json(spec.to_json()) == spec
     assert ModelSpec.from_toml(spec.to_toml()) == spec
+    assert ModelSpec.from_toml(spec.to_toml()).parametrization == parametrization
     with pytest.raises(ModelSpecError, match="unknown keys"):
         ModelSpec.from_dict({**spec.to_dict(), "colour": "red"})
 
