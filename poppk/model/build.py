@@ -10,13 +10,13 @@ Variables (names a pharmacometrician reads directly):
 
 Parametrisations of the random effects:
 
-* ``"centered"`` (default): ``theta_i = m_i + C_i z_i`` with the Laplace mean
+* ``"centered"``: ``theta_i = m_i + C_i z_i`` with the Laplace mean
   and Cholesky factor of subject i from :func:`poppk.model.init.laplace_init`
   (constants), ``z`` free with a flat base measure, and the population density
   ``theta_i ~ MVN(log TV_i, Ω)`` added explicitly.  An affine change of
   variables with a constant Jacobian: the posterior is exactly the centred
   model's, preconditioned per subject.
-* ``"laplace"``: ``theta_i = M_i + L_i^{-T} z_i`` where ``P_i = I_i + Ω⁻¹ = L_i L_iᵀ``
+* ``"laplace"`` (default): ``theta_i = M_i + L_i^{-T} z_i`` where ``P_i = I_i + Ω⁻¹ = L_i L_iᵀ``
   and ``M_i = P_i⁻¹ (h_i + Ω⁻¹ log TV_i)`` use the Gaussian approximation
   ``(I_i, h_i)`` of subject i's likelihood from the Laplace-EM pass and the
   *current* TV and Ω (:mod:`poppk.model.reparam`): centred where the subject's

@@ -241,19 +241,21 @@ class ModelSpec:
         Normalise the additive/proportional/combined likelihood for truncation
         of DV at 0 (as in the Stan benchmark model).
     parametrization
-        ``"centered"`` (default: log parameters drawn directly, preconditioned by
-        each subject's Laplace mean and covariance at the Laplace-EM estimates;
-        efficient when each subject has rich data), ``"noncentered"`` (η = ω·z,
-        robust when data per subject are sparse) or ``"laplace"`` (each
-        subject's log parameters follow their Laplace conditional given the
-        *current* typical values and Ω — centred where the subject's data are
-        informative, non-centred where they are not).  ``"laplace"`` converges
-        better on hard full-Ω models (public benchmark: min bulk ESS/s 67–76
-        against 18–21, max R-hat ≤ 1.004 against up to 1.014) and matches
-        ``"centered"`` or beats it in ESS per gradient elsewhere, but each
-        gradient costs more (+20% on the bundled trial, up to +110% when the
-        likelihood is cheap), so easy fits are slower (min ESS/s 17–26% lower
-        on the bundled trial); see ``benchmarks/bench_parametrizations.py``.
+        ``"laplace"`` (default: each subject's log parameters follow their
+        Laplace conditional given the *current* typical values and Ω --
+        centred where the subject's data are informative, non-centred where
+        they are not), ``"centered"`` (log parameters drawn directly,
+        preconditioned by each subject's fixed Laplace mean and covariance at
+        the Laplace-EM estimates) or ``"noncentered"`` (η = ω·z).  All three
+        have the same posterior.  ``"laplace"`` is the default because it
+        converges where the others struggle (public benchmark: max R-hat
+        ≤ 1.004 and min bulk ESS/s 67–76, against up to 1.014 and 18–21 for
+        ``"centered"``; 2-cmt oral with lag: R-hat 1.003 against 1.012) and
+        matches or beats ``"centered"`` in ESS per gradient on every model kind
+        measured; its per-subject map makes each gradient dearer (+20% on the
+        bundled trial, up to +110% when the likelihood is cheap), so
+        ``"centered"`` can be a few seconds faster on easy fits
+        (``benchmarks/bench_parametrizations.py``).
     units
         Unit labels: ``time``, ``amount``, ``volume`` (concentration is
         amount/volume).
@@ -272,7 +274,7 @@ class ModelSpec:
     sigma: Any = ()
     blq: str = "m3"
     truncate_at_zero: bool = False
-    parametrization: str = "centered"
+    parametrization: str = "laplace"
     units: Any = (("time", "h"), ("amount", "mg"), ("volume", "L"))
 
     # ------------------------------------------------------------------ checks
