@@ -18,14 +18,18 @@ resident memory, for each way of running the tasks:
   then reduced over patients chunk by chunk (the per-patient median over draws), on the
   cluster: the cost of keeping every exposure without holding it in memory.
 
-Peak memory is this process's peak RSS and, for the cluster, the largest worker's.
-Posterior draws are synthetic (PosteriorDraws.from_values) so the benchmark needs no MCMC.
+Every row runs in a fresh Python process, so its peak memory is its own: the peak RSS of
+that process and, for the cluster, of its largest worker.  Times exclude start-up (imports,
+cluster start, a small warm-up run).  Posterior draws are synthetic
+(PosteriorDraws.from_values) so the benchmark needs no MCMC.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,13 +40,12 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--draws", type=int, default=200)
-    ap.add_argument("--modes", default="serial,cluster")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args(argv)
+HEADER = (f"{'mode':>8} {'patients':>9} {'draws':>6} {'seconds':>8} {'patient-draws/s':>16} "
+          f"{'peak RSS MB':>12} {'worker peak MB':>15}")
+
+
+def measure(mode: str, n: int, n_draws: int, workers: int) -> str:
+    """One row: simulate ``n`` patients x ``n_draws`` draws in ``mode``; returns the printed row."""
     from poppk.model import CovariateEffect, ModelSpec
     from poppk.simulate import PerKg, PosteriorDraws, Schedule, sample_population, simulate_strategies
 
@@ -51,61 +54,72 @@ def main(argv: list[str] | None = None) -> int:
                                                         CovariateEffect("V1", "AIBW", reference=60.0)))
     draws = PosteriorDraws.from_values(spec, typical={"CL": 0.45, "V1": 2.8, "Q": 0.6, "V2": 2.0},
                                        betas={"beta_CL_AIBW": 0.45, "beta_V1_AIBW": 0.5},
-                                       omega={"CL": 0.3, "V1": 0.2}, n_draws=args.draws)
+                                       omega={"CL": 0.3, "V1": 0.2}, n_draws=n_draws)
     strategies = {"5 TBW": PerKg(5), "5 AIBW": PerKg(5, "AIBW", ibw_method="label"),
                   "6 AIBW": PerKg(6, "AIBW", ibw_method="label")}
     schedule = Schedule.q3w(6, infusion="1 h")
-    metrics = ["cmax_c1", "auc_c1", "ctrough_c1", "auc_ss"]
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    client = cluster = None
-    if {"cluster", "lazy"} & set(modes):
-        from distributed import Client, LocalCluster
-
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
-        client = Client(cluster)
-
-    def worker_peak() -> float:
-        if client is None:
-            return float("nan")
-        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        return max(peaks.values())
-
-    # warm-up (imports, first-call overheads; workers import poppk)
+    kw = dict(n_draws=n_draws, keep_exposure=False, metrics=["cmax_c1", "auc_c1", "ctrough_c1", "auc_ss"])
+    pop = sample_population(n, 1, female_fraction=1.0)
     small = sample_population(100, 0, female_fraction=1.0)
-    simulate_strategies(draws, strategies, schedule, small, n_draws=2, keep_exposure=False)
-    if client is not None:
+    if mode not in ("serial", "threads", "cluster", "lazy"):
+        raise SystemExit(f"unknown mode {mode!r}; use serial, threads, cluster or lazy")
+    client = cluster = None
+    try:
+        if mode in ("cluster", "lazy"):
+            from distributed import Client, LocalCluster
+
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+            client = Client(cluster)
         simulate_strategies(draws, strategies, schedule, small, n_draws=2, keep_exposure=False, executor=client)
-    print(f"{'mode':>8} {'patients':>9} {'draws':>6} {'seconds':>8} {'patient-draws/s':>16} "
-          f"{'peak RSS MB':>12} {'worker peak MB':>15}")
+        t0 = time.perf_counter()
+        if mode == "serial":
+            sim = simulate_strategies(draws, strategies, schedule, pop, **kw)
+        elif mode == "threads":
+            with ThreadPoolExecutor(workers) as ex:
+                sim = simulate_strategies(draws, strategies, schedule, pop, executor=ex, **kw)
+        elif mode == "cluster":
+            sim = simulate_strategies(draws, strategies, schedule, pop, executor=client, **kw)
+        else:  # lazy: statistics on the cluster, then a reduction over every per-patient exposure
+            kw["keep_exposure"] = "lazy"
+            sim = simulate_strategies(draws, strategies, schedule, pop, executor=client, **kw)
+            with client.as_current():  # type: ignore[union-attr]
+                med = sim["exposure"].sel(metric="auc_c1").median("draw").compute()
+            assert np.isfinite(med.values).all()
+        el = time.perf_counter() - t0
+        assert np.isfinite(sim["log_var"].values).all()
+        wp = float("nan")
+        if client is not None:
+            wp = max(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return (f"{mode:>8} {n:>9} {n_draws:>6} {el:>8.1f} {n * n_draws / el:>16,.0f} "
+            f"{peak:>12,.0f} {wp:>15,.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--draws", type=int, default=200)
+    ap.add_argument("--modes", default="serial,cluster")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--one", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        print(measure(args.one[0], int(args.one[1]), args.draws, args.workers), flush=True)
+        return 0
+    print(HEADER, flush=True)
     for n in [int(s) for s in args.sizes.split(",")]:
-        pop = sample_population(n, 1, female_fraction=1.0)
-        for mode in modes:
-            kw = dict(n_draws=args.draws, keep_exposure=False, metrics=metrics)
-            t0 = time.perf_counter()
-            if mode == "serial":
-                sim = simulate_strategies(draws, strategies, schedule, pop, **kw)
-            elif mode == "threads":
-                with ThreadPoolExecutor(args.workers) as ex:
-                    sim = simulate_strategies(draws, strategies, schedule, pop, executor=ex, chunk_draws=4, **kw)
-            elif mode == "cluster":
-                sim = simulate_strategies(draws, strategies, schedule, pop, executor=client, chunk_draws=4, **kw)
-            elif mode == "lazy":
-                kw["keep_exposure"] = "lazy"
-                sim = simulate_strategies(draws, strategies, schedule, pop, executor=client, chunk_draws=4, **kw)
-                with client.as_current():  # type: ignore[union-attr]
-                    med = sim["exposure"].sel(metric="auc_c1").median("draw").compute()
-                assert np.isfinite(med.values).all()
-            else:
-                raise SystemExit(f"unknown mode {mode!r}; use serial, threads, cluster or lazy")
-            el = time.perf_counter() - t0
-            wp = worker_peak() if mode in ("cluster", "lazy") else float("nan")
-            print(f"{mode:>8} {n:>9} {args.draws:>6} {el:>8.1f} {n * args.draws / el:>16,.0f} "
-                  f"{_peak_mb():>12,.0f} {wp:>15,.0f}", flush=True)
-            assert np.isfinite(sim["log_var"].values).all()
-    if client is not None:
-        client.close()
-        cluster.close()  # type: ignore[union-attr]
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            run = subprocess.run([sys.executable, __file__, "--one", mode, str(n), "--draws", str(args.draws),
+                                  "--workers", str(args.workers)], capture_output=True, text=True)
+            if run.returncode:
+                sys.stderr.write(run.stderr)
+                return run.returncode
+            print(run.stdout.rstrip().splitlines()[-1], flush=True)
     return 0
 
 

@@ -123,8 +123,9 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(want)}")
             if not isinstance(value, want):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(want)}")
-            if want is int and value < (0 if key == "seed" else 1):
-                raise ConfigError(f"{section}.{key} = {value!r}: expected a positive integer")
+            if want is int and value < (0 if key in ("seed", "workers") else 1):
+                raise ConfigError(f"{section}.{key} = {value!r}: expected a "
+                                  f"{'whole number >= 0' if key in ('seed', 'workers') else 'positive integer'}")
     for section, keys in _REQUIRED.items():
         for key in keys:
             if key not in doc.get(section, {}):

@@ -29,6 +29,7 @@ def test_bundled_config_is_valid():
         (lambda d: d["fit"].update(draw=10), "unknown key fit.draw"),
         (lambda d: d["fit"].update(draws="many"), "fit.draws = 'many': expected an integer"),
         (lambda d: d["fit"].update(chains=0), "fit.chains = 0: expected a positive integer"),
+        (lambda d: d["simulate"].update(workers=-1), "simulate.workers = -1: expected a whole number >= 0"),
         (lambda d: d["checks"].update(enabled="yes"), "checks.enabled"),
         (lambda d: d["data"].pop("path"), "missing data.path"),
         (lambda d: d["model"].update(structure="5cmt"), "[model]: structure '5cmt'"),
@@ -41,6 +42,13 @@ def test_bad_config_names_the_key(mutate, fragment):
     with pytest.raises(ConfigError) as err:
         parse_config(d, base)
     assert fragment in str(err.value)
+
+
+def test_zero_workers_and_seed_are_valid():
+    """0 worker processes means 'in this process' (the documented default)."""
+    d, base = doc()
+    d["simulate"].update(workers=0, seed=0)
+    assert parse_config(d, base).get("simulate", "workers") == 0
 
 
 def test_missing_or_broken_file(tmp_path):

@@ -285,10 +285,14 @@ def _lazy_exposure(ctx: _Context, n: int, chunk_draws: int, target_elements: int
     """The (draw, patient, strategy, metric) exposures as a dask array.
 
     Each chunk is recomputed on demand by :func:`_block_exposure`, with the
-    same random effects as the eager pass, so it holds exactly the values the
-    per-draw statistics were computed from.  Chunks hold at most
-    ``ctx.chunk_patients`` patients and about ``target_elements`` values
-    (64 MB).
+    same random effects as the eager pass, so it holds the values the
+    per-draw statistics were computed from (bit for bit for the analytic IV
+    metrics; to round-off, ~1e-15 relative, where an AUC is integrated by
+    quadrature, as for oral models, whose sums depend on the batch).  Chunks
+    hold at most ``ctx.chunk_patients`` patients and about
+    ``target_elements`` values (64 MB).  Each chunk draws the normal
+    deviates of its draws for every patient and keeps its own (cheap next to
+    the kernel).
     """
     import dask
     import dask.array as da
@@ -315,18 +319,20 @@ def _is_distributed_client(executor: Any) -> bool:
     return type(executor).__module__.split(".")[0] == "distributed" and hasattr(executor, "scatter")
 
 
-def _run_tasks(ctx: _Context, blocks: list[np.ndarray], collect: Callable[[dict[str, Any]], None], *,
-               executor: Any, use_dask: bool) -> str:
-    """Run the blocks serially, on an executor or with dask; collect results as they finish.
+def _run_tasks(ctx: _Context, blocks: list[np.ndarray], store: Callable[[dict[str, Any]], None],
+               advance: Callable[[int], None], *, executor: Any, use_dask: bool) -> str:
+    """Run the blocks serially, on an executor or with dask.
 
-    Returns the name of the way the blocks were run (kept in the result's
-    attributes).
+    ``store`` receives each block's result (from the task's return value,
+    never from a side channel); ``advance(k)`` is called as k more draws are
+    done (progress).  Returns the name of the way the blocks were run (kept in
+    the result's attributes).
     """
+    if use_dask and executor is not None:
+        raise ConfigError("give executor= or use_dask=True, not both (use_dask runs on the default dask client)")
     if use_dask:
-        try:
-            import dask
-        except ImportError:  # pragma: no cover - dask is a dependency
-            raise ImportError("use_dask=True needs dask (pip install 'dask[distributed]')") from None
+        import dask
+
         client = None
         try:
             from distributed import default_client
@@ -335,47 +341,71 @@ def _run_tasks(ctx: _Context, blocks: list[np.ndarray], collect: Callable[[dict[
         except (ImportError, ValueError):
             client = None
         if client is not None:
-            _run_on_client(client, ctx, blocks, collect)
+            _run_on_client(client, ctx, blocks, store, advance)
             return "dask.distributed"
-        from dask.callbacks import Callback
-
         ctx_d = dask.delayed(ctx, pure=True, traverse=False)
-        tasks = [dask.delayed(_run_block, pure=True)(ctx_d, b) for b in blocks]
+        tasks = [dask.delayed(_run_block, pure=False)(ctx_d, b) for b in blocks]
+        keys = {t.key for t in tasks}
 
         def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-            if isinstance(result, dict) and "idx" in result:
-                collect(result)
+            if key in keys:
+                advance(len(result["idx"]))
 
-        with Callback(posttask=posttask):
-            dask.compute(*tasks)
-        return f"dask ({dask.config.get('scheduler', 'threads')})"
+        # a callback of this computation only (start, start_state, pretask, posttask, finish)
+        for out in dask.compute(*tasks, callbacks=[(None, None, None, posttask, None)]):
+            store(out)
+        return f"dask ({dask.config.get('scheduler', None) or 'threads'})"
     if executor is not None:
         if _is_distributed_client(executor):
-            _run_on_client(executor, ctx, blocks, collect)
+            _run_on_client(executor, ctx, blocks, store, advance)
             return "dask.distributed"
-        from concurrent.futures import as_completed
+        from concurrent.futures import Future, as_completed
 
         futures = [executor.submit(_run_block, ctx, b) for b in blocks]
-        for f in as_completed(futures):
-            collect(f.result())
+        try:
+            # concurrent.futures: as they finish; other futures: in order
+            order = as_completed(futures) if all(isinstance(f, Future) for f in futures) else iter(futures)
+            for f in order:
+                out = f.result()
+                store(out)
+                advance(len(out["idx"]))
+        finally:
+            for f in futures:
+                f.cancel()
         return type(executor).__name__
     for b in blocks:
-        collect(_run_block(ctx, b))
+        out = _run_block(ctx, b)
+        store(out)
+        advance(len(out["idx"]))
     return "serial"
 
 
-def _run_on_client(client: Any, ctx: _Context, blocks: list[np.ndarray],
-                   collect: Callable[[dict[str, Any]], None]) -> None:
-    """Run blocks on a dask.distributed client; the context is sent to the workers once."""
+def _run_on_client(client: Any, ctx: _Context, blocks: list[np.ndarray], store: Callable[[dict[str, Any]], None],
+                   advance: Callable[[int], None]) -> None:
+    """Run blocks on a dask.distributed client.
+
+    The context is scattered to the workers once (under a key of its own, so
+    concurrent runs never share or cancel each other's data); each result is
+    released as soon as it is stored, and everything left is cancelled if a
+    task fails.
+    """
     from distributed import as_completed
 
-    ctx_f = client.scatter(ctx, broadcast=True)
-    futures = [client.submit(_run_block, ctx_f, b, pure=False) for b in blocks]
+    futures: list[Any] = []
+    ctx_f = None
     try:
-        for f in as_completed(futures):
-            collect(f.result())
+        ctx_f = client.scatter(ctx, broadcast=True, hash=False)
+        futures = [client.submit(_run_block, ctx_f, b, pure=False) for b in blocks]
+        with client.as_current():  # as_completed looks the client up
+            for f in as_completed(futures):
+                out = f.result()
+                f.release()
+                store(out)
+                advance(len(out["idx"]))
     finally:
-        client.cancel(futures + [ctx_f])
+        left = [f for f in futures if f.status != "finished"] + ([ctx_f] if ctx_f is not None else [])
+        if left:
+            client.cancel(left)
 
 
 # --------------------------------------------------------------------------
@@ -505,20 +535,26 @@ def simulate_posterior(
         "sd": np.empty((n, S, M)), "quantiles": np.empty((n, S, M, Q)), "p_exceed": np.empty((n, S, M)),
     }
     exposure: Any = np.empty((n, keep, S, M)) if keep and not lazy else None
+    filled = np.zeros(n, dtype=bool)
     done = 0
 
-    def collect(out: dict[str, Any]) -> None:
-        nonlocal done
+    def store(out: dict[str, Any]) -> None:
         idx = out["idx"]
         for k in res:
             res[k][idx] = out[k]
         if exposure is not None:
             exposure[idx] = out["exposure"]
-        done += len(idx)
+        filled[idx] = True
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done += k
         if report is not None:
             report(done, n)
 
-    how = _run_tasks(ctx, blocks, collect, executor=executor, use_dask=use_dask)
+    how = _run_tasks(ctx, blocks, store, advance, executor=executor, use_dask=use_dask)
+    if not filled.all():  # pragma: no cover - a scheduler that lost tasks
+        raise RuntimeError(f"simulation tasks returned {int(filled.sum())} of {n} draws ({how})")
     if lazy:
         exposure = _lazy_exposure(ctx, n, chunk_draws)
     elapsed = time.perf_counter() - t0
@@ -671,9 +707,10 @@ def simulate_strategies(
         draws after each task.
     executor
         Anything with ``submit(fn, *args)`` returning a future with
-        ``result()``: a ``concurrent.futures`` executor or a
-        ``dask.distributed.Client`` (the shared inputs are scattered to its
-        workers once; tasks are blocks of ``chunk_draws`` draws).
+        ``result()``: a ``concurrent.futures`` executor (results taken as
+        they finish), a ``dask.distributed.Client`` (the shared inputs are
+        scattered to its workers once), or any other (results taken in
+        order).  Tasks are blocks of ``chunk_draws`` draws.
     use_dask
         Run the tasks as ``dask.delayed`` on the active dask scheduler: the
         default ``dask.distributed`` client if one exists, else dask's local
@@ -752,7 +789,7 @@ def per_draw_statistics(sim: xr.Dataset, *, exceed: Mapping[str, float] | None =
             )
         thr = xr.DataArray([float(exceed.get(m, np.nan)) for m in sim.metric.values], dims="metric",
                            coords={"metric": sim.metric.values})
-        frac = (sim["exposure"] > thr.fillna(0.0)).mean("patient")
+        frac = (sim["exposure"] > thr.fillna(0.0)).mean("patient").compute()  # one pass over lazy exposures
         out["p_exceed"] = frac.where(thr.notnull())
         out = out.assign_coords(exceed_threshold=thr)
     return out

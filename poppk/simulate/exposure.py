@@ -157,7 +157,9 @@ class ExposurePlan:
 
     @classmethod
     def from_schedule(cls, schedule: Schedule, time_unit: str, *, oral: bool = False, amount: float = 1.0) -> "ExposurePlan":
-        """The plan of a schedule (every dose ``amount``; 1 = unit dose)."""
+        """The plan of a schedule: every dose ``amount`` (1 = unit dose) times the
+        schedule's relative amount (its first dose may be a loading dose); the
+        steady-state cycle gets ``amount`` (maintenance)."""
         s = schedule.in_unit(time_unit)
         if oral and s.infusion > 0:
             raise ConfigError(
@@ -793,8 +795,9 @@ def exposure_metrics(
     schedule
         The schedule (converted to ``time_unit``).
     doses
-        Dose per administration, per patient (scalar or (n_patients,)), in
-        the model's amount unit.
+        Maintenance dose per administration, per patient (scalar or
+        (n_patients,)), in the model's amount unit; the first administration
+        is ``schedule.loading`` times it.
     n_cmt, metrics, threshold, oral
         See :func:`compute_exposures` (``options`` too).
 

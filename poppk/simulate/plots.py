@@ -151,15 +151,25 @@ def variance_ratio_table(summary: pd.DataFrame, metrics: Sequence[str] | None = 
 
 
 def dose_table(sim: xr.Dataset) -> pd.DataFrame:
-    """Dose distribution (mg) per strategy over the (kept) virtual patients."""
+    """Dose distribution (mg) per strategy over the (kept) virtual patients.
+
+    Doses are the maintenance doses; with a loading dose in the schedule a
+    column ``loading_median_mg`` gives the median first dose.
+    """
+    import json
+
     d = sim["dose"]
     labels = _labels(sim)
+    loading = float(json.loads(sim.attrs["schedule"]).get("loading", 1.0)) if "schedule" in sim.attrs else 1.0
     rows = []
     for s in sim.strategy.values:
         v = np.asarray(d.sel(strategy=s).values, dtype=float)
-        rows.append({"strategy": str(s), "label": labels[str(s)], "median_mg": float(np.median(v)),
-                     "p05_mg": float(np.quantile(v, 0.05)), "p95_mg": float(np.quantile(v, 0.95)),
-                     "min_mg": float(v.min()), "max_mg": float(v.max()), "n_patients": int(v.size)})
+        row = {"strategy": str(s), "label": labels[str(s)], "median_mg": float(np.median(v)),
+               "p05_mg": float(np.quantile(v, 0.05)), "p95_mg": float(np.quantile(v, 0.95)),
+               "min_mg": float(v.min()), "max_mg": float(v.max()), "n_patients": int(v.size)}
+        if loading != 1.0:
+            row["loading_median_mg"] = loading * row["median_mg"]
+        rows.append(row)
     return pd.DataFrame(rows).set_index("strategy")
 
 

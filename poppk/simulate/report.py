@@ -80,6 +80,7 @@ def write_simulation_report(
     figures: bool = True,
     metrics: Sequence[str] | None = None,
     save_dataset: bool = True,
+    max_lazy_patients: int = 20_000,
 ) -> dict[str, Path]:
     """Write the tables (CSV), figures (PNG) and the Dataset of a simulation.
 
@@ -96,7 +97,11 @@ def write_simulation_report(
     metrics
         Metrics to draw (default: all simulated).
     save_dataset
-        Also write ``simulation.nc``.
+        Also write ``simulation.nc`` (lazy exposures are written chunk by
+        chunk).
+    max_lazy_patients
+        With lazy (dask) per-patient exposures, the exposure-vs-weight tables
+        and figures use the first this many virtual patients.
 
     Returns
     -------
@@ -119,9 +124,15 @@ def write_simulation_report(
     for m in mets:
         csv(f"exposure_quantiles_{m}", exposure_distribution_table(sim, m, ci=ci))
     has_patients = "exposure" in sim and sim.sizes.get("patient", 0) > 0 and "TBW" in sim.coords
+    by_patient = sim
+    if has_patients and not isinstance(sim["exposure"].data, np.ndarray):
+        # lazy (dask) exposures: the by-weight tables and figures use the first patients (a random
+        # sample of the virtual population), loaded once, so memory stays bounded
+        by_patient = sim.isel(patient=slice(0, max_lazy_patients))
+        by_patient["exposure"] = by_patient["exposure"].compute()
     if has_patients:
         for m in mets:
-            csv(f"exposure_vs_TBW_{m}", exposure_by_covariate(sim, "TBW", m), index=False)
+            csv(f"exposure_vs_TBW_{m}", exposure_by_covariate(by_patient, "TBW", m), index=False)
     if figures:
         import matplotlib
 
@@ -134,7 +145,7 @@ def write_simulation_report(
                 plot_exposure_by_strategy(sim, m, ci=ci), fig_dir / f"exposure_by_strategy_{m}.png")
             if has_patients:
                 written[f"fig_exposure_vs_weight_{m}"] = _save_figure(
-                    plot_exposure_vs_weight(sim, metric=m), fig_dir / f"exposure_vs_weight_{m}.png")
+                    plot_exposure_vs_weight(by_patient, metric=m), fig_dir / f"exposure_vs_weight_{m}.png")
         if sim.sizes["strategy"] > 1:
             written["fig_variance_ratio"] = _save_figure(
                 plot_variance_ratio(summary, mets), fig_dir / "variance_ratio.png")
@@ -216,7 +227,7 @@ def run_simulation(
         raise ConfigError("give workers= or executor=, not both")
     from poppk.simulate.parallel import local_cluster
 
-    with local_cluster(int(workers)) as client:
+    with local_cluster(workers) as client:
         sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
                                   metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
                                   exceed=exceed, progress=progress,

@@ -394,3 +394,24 @@ def test_loading_dose_in_text_and_dict_forms():
         parse_schedule("q3w:6; load 2")
     with pytest.raises(ConfigError, match="loading must be > 0"):
         Schedule.q3w(2).with_loading(0)
+
+
+def test_loading_dose_with_several_doses_in_cycle_one():
+    """Days 1, 8, 15 of 28-day cycles, first dose L·D: only the day-1 dose of cycle 1 is scaled.
+    AUC over [0, 28] = Σ a_j D/CL (1 - exp(-k (28 - t_j))); the dose table shows the first dose."""
+    from poppk.simulate.plots import dose_table
+
+    cl, v, d, loading = 0.5, 4.0, 100.0, 3.0
+    spec = one_cmt_spec("TBW", iiv=("CL",))
+    draws = PosteriorDraws.from_values(spec, typical={"CL": cl, "V1": v}, betas={"beta_CL_TBW": 0.0},
+                                       omega={"CL": 0.3}, n_draws=1)
+    sched = Schedule.weekly_x3_q4w(2).with_loading(loading)
+    sim = simulate_strategies(draws, {"flat": Flat(d)}, sched, sample_population(2, seed=1), random_effects=False,
+                              metrics=["auc_c1", "auc_ss", "cmax_c1"])
+    e = sim["exposure"].isel(draw=0, patient=0, strategy=0)
+    k = cl / v
+    want = sum(a * d / cl * (1 - np.exp(-k * (28 - t))) for a, t in zip((loading, 1, 1), (0, 7, 14)))
+    assert float(e.sel(metric="auc_c1")) == pytest.approx(want, rel=1e-6)
+    assert float(e.sel(metric="auc_ss")) == pytest.approx(3 * d / cl, rel=1e-6)  # maintenance steady state
+    assert float(e.sel(metric="cmax_c1")) == pytest.approx(loading * d / v, rel=1e-9)  # the loading dose peak
+    assert dose_table(sim).loc["flat", "loading_median_mg"] == pytest.approx(loading * d)
