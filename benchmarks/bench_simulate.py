@@ -14,6 +14,8 @@ resident memory, for each way of running the tasks:
 * ``threads`` -- a ``concurrent.futures.ThreadPoolExecutor`` of ``--workers`` threads;
 * ``cluster`` -- a ``dask.distributed.LocalCluster`` of ``--workers`` single-threaded
   worker processes (the shared inputs are scattered to them once);
+* ``cluster_threads`` -- the same cluster with its workers as threads of this process
+  (``processes=False``): NumPy releases the GIL in the kernel, and nothing is pickled;
 * ``lazy``    -- serial statistics plus the per-patient exposures kept as a lazy dask array,
   then reduced over patients chunk by chunk (the per-patient median over draws), on the
   cluster: the cost of keeping every exposure without holding it in memory.
@@ -61,14 +63,15 @@ def measure(mode: str, n: int, n_draws: int, workers: int) -> str:
     kw = dict(n_draws=n_draws, keep_exposure=False, metrics=["cmax_c1", "auc_c1", "ctrough_c1", "auc_ss"])
     pop = sample_population(n, 1, female_fraction=1.0)
     small = sample_population(100, 0, female_fraction=1.0)
-    if mode not in ("serial", "threads", "cluster", "lazy"):
-        raise SystemExit(f"unknown mode {mode!r}; use serial, threads, cluster or lazy")
+    if mode not in ("serial", "threads", "cluster", "cluster_threads", "lazy"):
+        raise SystemExit(f"unknown mode {mode!r}; use serial, threads, cluster, cluster_threads or lazy")
     client = cluster = None
     try:
-        if mode in ("cluster", "lazy"):
+        if mode in ("cluster", "cluster_threads", "lazy"):
             from distributed import Client, LocalCluster
 
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=mode != "cluster_threads",
+                                   dashboard_address=":0")
             client = Client(cluster)
         simulate_strategies(draws, strategies, schedule, small, n_draws=2, keep_exposure=False, executor=client)
         t0 = time.perf_counter()
@@ -77,7 +80,7 @@ def measure(mode: str, n: int, n_draws: int, workers: int) -> str:
         elif mode == "threads":
             with ThreadPoolExecutor(workers) as ex:
                 sim = simulate_strategies(draws, strategies, schedule, pop, executor=ex, **kw)
-        elif mode == "cluster":
+        elif mode in ("cluster", "cluster_threads"):
             sim = simulate_strategies(draws, strategies, schedule, pop, executor=client, **kw)
         else:  # lazy: statistics on the cluster, then a reduction over every per-patient exposure
             kw["keep_exposure"] = "lazy"
@@ -88,7 +91,7 @@ def measure(mode: str, n: int, n_draws: int, workers: int) -> str:
         el = time.perf_counter() - t0
         assert np.isfinite(sim["log_var"].values).all()
         wp = float("nan")
-        if client is not None:
+        if client is not None and mode != "cluster_threads":
             wp = max(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
     finally:
         if client is not None:
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(measure(args.one[0], int(args.one[1]), args.draws, args.workers), flush=True)
         return 0
     print(HEADER, flush=True)
+    # (cluster_threads: the workers' memory is this process's)
     for n in [int(s) for s in args.sizes.split(",")]:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             run = subprocess.run([sys.executable, __file__, "--one", mode, str(n), "--draws", str(args.draws),

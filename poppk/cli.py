@@ -177,6 +177,7 @@ def _simulate(args: argparse.Namespace) -> int:
         infusion=args.infusion, n_draws=args.draws, seed=args.seed, metrics=args.metric or None,
         threshold=args.threshold, exceed=exceed or None, reference=args.reference,
         ibw_method=args.ibw_method, progress=not args.quiet, figures=not args.no_figures, workers=args.workers,
+        parallel="processes" if args.processes else "threads", scheduler_address=args.dask_scheduler,
     )
     for name, p in paths.items():
         print(f"{name}: {p}")
@@ -214,7 +215,11 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", default=None, help="reference strategy for variance ratios")
     p.add_argument("--ibw-method", default=None)
     p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="run on a local dask.distributed cluster of N worker processes (default 0: this process)")
+                   help="run blocks of draws on N threads (default 0: serially)")
+    p.add_argument("--processes", action="store_true",
+                   help="with --workers: a local dask.distributed cluster of N processes instead of threads")
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run on the dask.distributed cluster whose scheduler is at ADDRESS (tcp://host:8786)")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -38,7 +38,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
     reference = "5 mg/kg TBW"
     metrics = ["cmax_c1", "auc_c1", "auc_ss"]
     exceed = { cmax_c1 = 150.0 }
-    workers = 0                 # >0: a local dask.distributed cluster of that many processes
+    workers = 0                 # >0: run on that many threads (parallel = "processes": a dask LocalCluster)
 
     [report]                    # poppk report
     title = "Covariate report"
@@ -73,7 +73,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
-                 "exceed": dict, "threshold": (int, float), "workers": int},
+                 "exceed": dict, "threshold": (int, float), "workers": int,
+                 "parallel": str, "scheduler_address": str},
     "report": {"enabled": bool, "title": str, "formats": list, "dosing": list},
     "output": {"dir": str},
 }
@@ -243,6 +244,8 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
             metrics=config.get("simulate", "metrics"), threshold=config.get("simulate", "threshold"),
             exceed=config.get("simulate", "exceed"), reference=config.get("simulate", "reference"),
             ibw_method=config.get("data", "ibw_method"), workers=config.get("simulate", "workers", 0),
+            parallel=config.get("simulate", "parallel", "threads"),
+            scheduler_address=config.get("simulate", "scheduler_address"),
         )
         import pandas as pd
 

@@ -21,7 +21,7 @@ Modules: :mod:`~poppk.simulate.population`, :mod:`~poppk.simulate.strategies`,
 
 Scale: draws run in blocks, patients in chunks, in bounded memory; blocks run on
 any executor (``executor=``: a thread pool or a ``dask.distributed`` Client,
-e.g. :func:`local_cluster`) or with ``use_dask=True``, and per-patient
+e.g. from :func:`parallel_executor`) or with ``use_dask=True``, and per-patient
 exposures can be kept as a lazy dask array (``keep_exposure="lazy"``).
 """
 
@@ -62,7 +62,7 @@ from poppk.simulate.population import (
     resample_population,
     sample_population,
 )
-from poppk.simulate.parallel import local_cluster
+from poppk.simulate.parallel import local_cluster, parallel_executor
 from poppk.simulate.report import load_simulation, run_simulation, save_simulation, write_simulation_report
 from poppk.simulate.strategies import (
     BASES,
@@ -134,4 +134,5 @@ __all__ = [
     "write_simulation_report",
     "run_simulation",
     "local_cluster",
+    "parallel_executor",
 ]

@@ -173,6 +173,8 @@ def run_simulation(
     progress: bool = False,
     figures: bool = True,
     workers: int = 0,
+    parallel: str = "threads",
+    scheduler_address: str | None = None,
     executor: Any = None,
 ) -> dict[str, Path]:
     """Everything ``poppk simulate`` does: load, build, simulate, write.
@@ -199,10 +201,12 @@ def run_simulation(
     ibw_method
         IBW method for descriptors derived by the population (e.g.
         ``"label"``); descriptors present in a fitted dataset are kept.
-    workers
-        Run on a local ``dask.distributed`` cluster of this many worker
-        processes (:func:`~poppk.simulate.parallel.local_cluster`); 0: in this
-        process.
+    workers, parallel, scheduler_address
+        Run the blocks of draws on ``workers`` threads (``parallel="threads"``,
+        the fastest on one machine), on a local ``dask.distributed`` cluster
+        of ``workers`` processes (``"processes"``), or on the dask scheduler at
+        ``scheduler_address`` (:func:`~poppk.simulate.parallel.parallel_executor`);
+        0 workers: serially in this process.
     executor
         Or an executor of your own (e.g. a ``dask.distributed.Client``).
 
@@ -223,11 +227,11 @@ def run_simulation(
     sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
     opts = {"ibw_method": ibw_method} if ibw_method else {}
     pop = population if isinstance(population, VirtualPopulation) else parse_population(population, fit, seed=seed, **opts)
-    if executor is not None and workers:
-        raise ConfigError("give workers= or executor=, not both")
-    from poppk.simulate.parallel import local_cluster
+    if executor is not None and (workers or scheduler_address):
+        raise ConfigError("give workers=/scheduler_address= or executor=, not both")
+    from poppk.simulate.parallel import parallel_executor
 
-    with local_cluster(workers) as client:
+    with parallel_executor(workers, parallel, address=scheduler_address) as client:
         sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
                                   metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
                                   exceed=exceed, progress=progress,

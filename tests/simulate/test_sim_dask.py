@@ -201,3 +201,21 @@ def test_report_of_a_lazy_simulation_loads_only_a_sample(pop, tmp_path):
     assert by_wt["bin_lo"].min() == pytest.approx(first.min()) and by_wt["bin_hi"].max() == pytest.approx(first.max())
     with xr.open_dataset(written["dataset"], engine="h5netcdf") as back:
         assert back.sizes["patient"] == pop.n
+
+
+def test_parallel_executor_connects_to_a_scheduler_address(serial, pop):
+    """`--dask-scheduler ADDRESS`: a Client connected to a running scheduler, closed afterwards."""
+    from distributed import LocalCluster
+
+    from poppk.errors import ConfigError
+    from poppk.simulate import parallel_executor
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+        with parallel_executor(address=cluster.scheduler_address) as client:
+            got = simulate_strategies(_draws(), STRATEGIES, Q3W, pop, keep_exposure=True, executor=client, **KW)
+            assert got.attrs["executed_by"] == "dask.distributed"
+        assert client.status == "closed"
+    _same(got, serial, COMPARED + ("exposure",))
+    with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
+        with parallel_executor(address="tcp://127.0.0.1:9", connect_timeout=2):
+            pass

@@ -134,16 +134,20 @@ def test_run_simulation_end_to_end(trial_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_simulation_on_a_local_cluster_writes_the_same_summary(trial_data, tmp_path):
-    """`poppk simulate --workers 2`: a LocalCluster of two processes gives the in-process numbers."""
+def test_run_simulation_in_parallel_writes_the_same_summary(trial_data, tmp_path):
+    """`poppk simulate --workers 2` (threads) and `--workers 2 --processes` (a dask LocalCluster of two
+    processes) give the serial numbers."""
     from poppk.errors import ConfigError
     from poppk.simulate import run_simulation
 
     fake = _fake_fit(trial_data)
     kw = dict(infusion="1 h", n_draws=10, metrics=["cmax_c1", "auc_c1"], figures=False)
-    here = run_simulation(fake, ["5 mg/kg", "6 mg/kg AIBW"], "q3w:4", "resample:300", tmp_path / "a", **kw)
-    there = run_simulation(fake, ["5 mg/kg", "6 mg/kg AIBW"], "q3w:4", "resample:300", tmp_path / "b", workers=2,
-                           **kw)
-    pd.testing.assert_frame_equal(pd.read_csv(here["summary"]), pd.read_csv(there["summary"]))
+    args = (fake, ["5 mg/kg", "6 mg/kg AIBW"], "q3w:4", "resample:300")
+    here = pd.read_csv(run_simulation(*args, tmp_path / "a", **kw)["summary"])
+    for name, opts in {"threads": dict(workers=2), "processes": dict(workers=2, parallel="processes")}.items():
+        there = run_simulation(*args, tmp_path / name, **opts, **kw)
+        pd.testing.assert_frame_equal(here, pd.read_csv(there["summary"]))
     with pytest.raises(ConfigError, match="workers"):
         run_simulation(fake, ["5 mg/kg"], "q3w:4", "resample:30", tmp_path / "c", workers=-1, **kw)
+    with pytest.raises(ConfigError, match="parallel kind 'gpu'"):
+        run_simulation(fake, ["5 mg/kg"], "q3w:4", "resample:30", tmp_path / "c", workers=2, parallel="gpu", **kw)
