@@ -13,14 +13,18 @@ umask (``0o666 & ~umask``; :func:`tempfile.mkstemp` alone would leave
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_writer", "atomic_directory"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_writer", "atomic_directory", "jsonable"]
 
 
 def _umask() -> int:
@@ -166,3 +170,30 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with every value made strict JSON (for ``json.dumps``).
+
+    Mappings and sequences recurse (keys become strings); NumPy scalars and
+    arrays become Python numbers and lists; non-finite floats, ``pd.NA`` and
+    ``pd.NaT`` become ``None``; paths and any other object become strings.
+    """
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [jsonable(v) for v in x.tolist()]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if x is None or isinstance(x, str):
+        return x
+    if x is pd.NA or x is pd.NaT:
+        return None
+    return str(x)

@@ -163,3 +163,18 @@ def test_atomic_directory_restores_old_when_rename_fails(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _names(target) == ["a.json"]
     assert _names(tmp_path) == ["fit"]
+
+
+def test_jsonable_gives_strict_json():
+    import json
+    import math
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from poppk.io import jsonable
+
+    got = jsonable({1: np.float64(math.nan), "a": np.arange(2), "b": (np.bool_(True), pd.NA), "p": Path("x/y")})
+    assert got == {"1": None, "a": [0, 1], "b": [True, None], "p": "x/y"}
+    json.dumps(got, allow_nan=False)

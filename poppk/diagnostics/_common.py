@@ -107,13 +107,19 @@ def observation_frame(fit: Any) -> pd.DataFrame:
 
 
 def median_predictions(fit: Any, *, max_draws: int = 1000) -> pd.DataFrame:
-    """Posterior median of PRED and IPRED at every observation, with a 90% interval of IPRED.
+    """Posterior median of PRED and IPRED at every observation (and the mean of IPRED).
 
     PRED is the prediction of a subject's typical parameters (covariates, η =
     0) and IPRED of its individual parameters; both are computed per draw
     and summarised by the posterior median.  At most ``max_draws`` draws are
-    used (the chains are thinned evenly).
+    used (the chains are thinned evenly).  The table is computed once per fit
+    (kept in ``fit._cache``; the checks call it several times) and a copy is
+    returned.
     """
+    cache = getattr(fit, "_cache", None)
+    key = ("median_predictions", int(max_draws))
+    if cache is not None and key in cache:
+        return cache[key].copy()
     total = flat_draw_count(fit)
     n_per_chain = fit.idata.posterior.sizes["draw"]
     thin = max(1, int(np.ceil(total / max_draws)))
@@ -121,15 +127,16 @@ def median_predictions(fit: Any, *, max_draws: int = 1000) -> pd.DataFrame:
     pr = fit.predictions(thin=thin)
     ipred = pr["ipred"].values.reshape(-1, pr.sizes["obs"])
     pred = pr["pred"].values.reshape(-1, pr.sizes["obs"])
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "PRED": np.median(pred, axis=0),
             "IPRED": np.median(ipred, axis=0),
             "IPRED_MEAN": ipred.mean(axis=0),
-            "IPRED_LOWER": np.quantile(ipred, 0.05, axis=0),
-            "IPRED_UPPER": np.quantile(ipred, 0.95, axis=0),
         }
     )
+    if cache is not None:
+        cache[key] = table
+    return table.copy()
 
 
 def dose_arrays(fit: Any) -> dict[str, np.ndarray]:

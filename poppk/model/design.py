@@ -79,10 +79,6 @@ class ModelDesign:
         """True if any BLQ record enters the likelihood (M3)."""
         return bool(self.blq.any())
 
-    def obs_per_subject(self) -> np.ndarray:
-        """Number of observations of each subject."""
-        return np.bincount(self.obs_subject, minlength=self.n_subjects)
-
 
 def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fast: bool = True) -> ModelDesign:
     """Build the :class:`ModelDesign` of ``data`` for ``spec``.

@@ -69,6 +69,8 @@ class Fit:
     settings: dict[str, Any] = field(default_factory=dict)
     _design: ModelDesign | None = field(default=None, repr=False)
     _convergence: ConvergenceReport | None = field(default=None, repr=False)
+    #: Derived results that depend only on the posterior and the data (e.g. median predictions), by key.
+    _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------ structure
     @property

@@ -20,25 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from poppk.errors import FitError
-from poppk.io import atomic_directory
+from poppk.io import atomic_directory, jsonable
 
 __all__ = ["save_fit", "load_fit"]
 
 FORMAT = "poppk.Fit/1"
-
-
-def _jsonable(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return x
 
 
 def save_fit(fit: Any, path: str | Path, *, include_log_likelihood: bool = False) -> Path:
@@ -54,7 +40,7 @@ def save_fit(fit: Any, path: str | Path, *, include_log_likelihood: bool = False
         idata.to_netcdf(str(tmp / "idata.nc"), engine="h5netcdf")
         (tmp / "spec.json").write_text(fit.spec.to_json(), encoding="utf-8")
         (tmp / "data.json").write_text(json.dumps(pkdata_to_dict(fit.data)), encoding="utf-8")
-        meta = {"format": FORMAT, "settings": _jsonable(fit.settings)}
+        meta = {"format": FORMAT, "settings": jsonable(fit.settings)}
         (tmp / "fit.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return path
 

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from poppk.errors import ModelSpecError
 from poppk.model.priors import Prior
+from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
 
 __all__ = [
     "ModelSpec",
@@ -36,11 +37,8 @@ BLQ_METHODS = ("m3", "m1")
 PARAMETRIZATIONS = ("noncentered", "centered", "laplace")
 COVARIATE_FORMS = ("power", "exponential", "linear", "categorical")
 
-_DISPOSITION = {
-    "1cmt": ("CL", "V1"),
-    "2cmt": ("CL", "V1", "Q", "V2"),
-    "3cmt": ("CL", "V1", "Q", "V2", "Q3", "V3"),
-}
+#: Disposition parameters of each structure (those of the PK kernel).
+_DISPOSITION = {f"{n}cmt": names for n, names in DISPOSITION_PARAMETERS.items()}
 
 #: Default prior of a covariate coefficient, by form.
 _DEFAULT_COV_PRIOR = {
@@ -248,12 +246,13 @@ class ModelSpec:
         preconditioned by each subject's fixed Laplace mean and covariance at
         the Laplace-EM estimates) or ``"noncentered"`` (η = ω·z).  All three
         have the same posterior.  ``"laplace"`` is the default because it
-        converges where the others struggle (public benchmark: max R-hat
-        ≤ 1.004 and min bulk ESS/s 67–76, against up to 1.014 and 18–21 for
-        ``"centered"``; 2-cmt oral with lag: R-hat 1.003 against 1.012) and
-        matches or beats ``"centered"`` in ESS per gradient on every model kind
-        measured; its per-subject map makes each gradient dearer (+20% on the
-        bundled trial, up to +110% when the likelihood is cheap), so
+        converges where the others struggle (public benchmark, ``bench_fit.py
+        --seed 1|2``: max R-hat ≤ 1.004 and min bulk ESS/s 58–66, against up to
+        1.014 and 18–21 for ``"centered"``; 2-cmt oral with lag: R-hat 1.003
+        against 1.012) and matches or beats ``"centered"`` in ESS per gradient
+        on every model kind measured; its per-subject map makes each gradient
+        dearer (sampling time at equal steps per draw: +22% on the bundled
+        trial, +123% on a sparse 1-cmt study whose likelihood is cheap), so
         ``"centered"`` can be a few seconds faster on easy fits
         (``benchmarks/bench_parametrizations.py``).
     units

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from poppk.io import atomic_write_bytes
+from poppk.io import atomic_write_bytes, jsonable
 from poppk.report._common import fmt_number
 from poppk.report.covariates import REFERENCE_BAND, covariate_effects, plot_forest
 from poppk.report.tables import SECTIONS, parameter_table
@@ -50,29 +50,6 @@ REPORT_FILES = {
 JSON_FORMAT = "poppk.Report/1"
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_jsonable(v) for v in x.tolist()]
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer, int)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if x is None or isinstance(x, str):
-        return x
-    if x is pd.NA or x is pd.NaT:
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return str(x)
-
-
 def _flat(df: pd.DataFrame, index_name: str = "index") -> pd.DataFrame:
     """A copy with a non-default index moved into columns and string column names."""
     out = df.copy()
@@ -87,7 +64,7 @@ def _flat(df: pd.DataFrame, index_name: str = "index") -> pd.DataFrame:
 
 def _records(df: pd.DataFrame, index_name: str = "index") -> list[dict[str, Any]]:
     flat = _flat(df, index_name)
-    return [{k: _jsonable(v) for k, v in zip(flat.columns, row)} for row in flat.itertuples(index=False, name=None)]
+    return [{k: jsonable(v) for k, v in zip(flat.columns, row)} for row in flat.itertuples(index=False, name=None)]
 
 
 def _csv_bytes(df: pd.DataFrame, index_name: str = "index") -> bytes:
@@ -158,10 +135,10 @@ def _convergence(fit: Any) -> dict[str, Any]:
         "problems": list(rep.problems),
         "divergences": int(rep.divergences),
         "max_treedepth_hits": int(rep.max_treedepth_hits),
-        "mean_steps": _jsonable(rep.mean_steps),
-        "max_r_hat": _jsonable(t["r_hat"].max()) if len(t) else None,
-        "min_ess_bulk": _jsonable(t["ess_bulk"].min()) if len(t) else None,
-        "min_ess_tail": _jsonable(t["ess_tail"].min()) if len(t) else None,
+        "mean_steps": jsonable(rep.mean_steps),
+        "max_r_hat": jsonable(t["r_hat"].max()) if len(t) else None,
+        "min_ess_bulk": jsonable(t["ess_bulk"].min()) if len(t) else None,
+        "min_ess_tail": jsonable(t["ess_tail"].min()) if len(t) else None,
     }
 
 
@@ -691,5 +668,5 @@ def export_covariate_report(
             "tables": tables,
             "notes": notes,
         }
-        write("json", (json.dumps(_jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
+        write("json", (json.dumps(jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
     return written

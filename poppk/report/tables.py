@@ -61,35 +61,15 @@ def _covariate_label(c: Any, units: Mapping[str, str] | None) -> tuple[str, str,
 def shrinkage_by_parameter(fit: Any) -> tuple[dict[str, float], float, str]:
     """η-shrinkage (%) by IIV parameter, ε-shrinkage (%) and the method used.
 
-    Uses :func:`poppk.diagnostics.shrinkage_table` when it is available;
-    otherwise computes the SD-based η-shrinkage from ``fit.eta()`` (ε-shrinkage
-    is then not reported, NaN).
+    From :func:`poppk.diagnostics.shrinkage_table` (SD-based).
     """
-    try:
-        from poppk.diagnostics.shrinkage import shrinkage_table
-    except ImportError:  # pragma: no cover - diagnostics not installed
-        shrinkage_table = None
-    if shrinkage_table is not None:
-        tab = shrinkage_table(fit)
-        eta = {str(r["parameter"]): float(r["shrinkage_pct"]) for _, r in tab.iterrows() if r["kind"] == "eta"}
-        eps_rows = tab[tab["kind"] == "epsilon"]
-        eps = float(eps_rows["shrinkage_pct"].iloc[0]) if len(eps_rows) else math.nan
-        return eta, eps, "poppk.diagnostics.shrinkage_table (SD-based)"
-    return _eta_shrinkage(fit), math.nan, "1 − SD_i(posterior mean η_i)/median ω"  # pragma: no cover
+    from poppk.diagnostics.shrinkage import shrinkage_table
 
-
-def _eta_shrinkage(fit: Any) -> dict[str, float]:
-    if not fit.spec.iiv:
-        return {}
-    eta_mean = fit.eta().mean(dim=("chain", "draw"))
-    post = fit.idata.posterior
-    out = {}
-    for p in fit.spec.iiv:
-        name = f"omega_{p}"
-        om = float(np.median(post[name].values)) if name in post else fixed_value(dict(fit.spec.omega)[p])
-        sd = float(np.std(eta_mean.sel(iiv=p).values, ddof=1))
-        out[p] = 100.0 * (1.0 - sd / om)
-    return out
+    tab = shrinkage_table(fit)
+    eta = {str(r["parameter"]): float(r["shrinkage_pct"]) for _, r in tab.iterrows() if r["kind"] == "eta"}
+    eps_rows = tab[tab["kind"] == "epsilon"]
+    eps = float(eps_rows["shrinkage_pct"].iloc[0]) if len(eps_rows) else math.nan
+    return eta, eps, "poppk.diagnostics.shrinkage_table (SD-based)"
 
 
 def parameter_table(

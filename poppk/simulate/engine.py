@@ -829,6 +829,7 @@ def summarize_strategies(
     reference: str | None = None,
     exceed: Mapping[str, float] | None = None,
     ci: float = 0.9,
+    stats: xr.Dataset | None = None,
 ) -> pd.DataFrame:
     """Exposure summary per strategy and metric, with BPV and uncertainty apart.
 
@@ -849,6 +850,8 @@ def summarize_strategies(
         all per-patient exposures); default: those given at simulation.
     ci
         Credible-interval mass (0.9 = 5th-95th percentiles across draws).
+    stats
+        ``per_draw_statistics(sim, exceed=exceed)`` if already computed.
 
     Returns
     -------
@@ -873,7 +876,7 @@ def summarize_strategies(
     if not 0 < ci < 1:
         raise ConfigError(f"ci must be in (0, 1), got {ci}")
     ref = _resolve_reference(sim, reference)
-    st = per_draw_statistics(sim, exceed=exceed)
+    st = (per_draw_statistics(sim, exceed=exceed) if stats is None else stats).copy()
     st["var_ratio"] = st["bpv_var_log"] / st["bpv_var_log"].sel(strategy=ref)
     lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
     rows = []
@@ -989,10 +992,12 @@ def match_dose(
     reference strategy is matched.  For a linear target strategy (mg/kg,
     mg/m², flat; caps on weight) exposure is proportional to the rate, so the
     per-draw matched rate is the ratio of medians; the point estimate is
-    their posterior median.  The result is verified by simulating the matched
-    strategy with the same draws and random effects.  For non-linear
-    strategies (rounding, dose caps) the rate is found by bisection on the
-    posterior median of the per-draw ratio.
+    their posterior median, and the matched medians are the target's scaled
+    by the rate (the engine's exposures are unit-dose exposures times the
+    dose, so simulating the matched strategy again would give the same
+    numbers).  For non-linear strategies (rounding, dose caps) the rate is
+    found by bisection on the posterior median of the per-draw ratio, each
+    trial rate simulated with the same draws and random effects.
 
     Parameters
     ----------
@@ -1048,11 +1053,18 @@ def match_dose(
     rate = float(np.median(per_draw))
     lo_q, hi_q = (1 - ci) / 2, 1 - (1 - ci) / 2
 
+    tried: dict[float, tuple[float, DosingStrategy, np.ndarray]] = {}
+
     def check(r: float) -> tuple[float, DosingStrategy, np.ndarray]:
-        strat = target.scaled(r / r0)
-        sim = simulate_posterior(draws, {"target": strat}, schedule, population, **common)
-        m = per_draw_statistics(sim)["median"].sel(metric=metric, strategy="target").values
-        return float(np.median(m / m_ref)) - 1.0, strat, m
+        if r not in tried:
+            strat = target.scaled(r / r0)
+            if target.is_linear:
+                m = m_unit * (r / r0)
+            else:
+                sim = simulate_posterior(draws, {"target": strat}, schedule, population, **common)
+                m = per_draw_statistics(sim)["median"].sel(metric=metric, strategy="target").values
+            tried[r] = (float(np.median(m / m_ref)) - 1.0, strat, m)
+        return tried[r]
 
     method = "ratio"
     err, strat, matched = check(rate)

@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 
 from poppk.errors import ConfigError
-from poppk.io import atomic_write_text, atomic_writer
+from poppk.io import atomic_write_text, atomic_writer, jsonable
 from poppk.simulate.engine import per_draw_statistics, summarize_strategies
 from poppk.simulate.plots import (
     dose_table,
@@ -110,15 +110,15 @@ def write_simulation_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    summary = summarize_strategies(sim, reference=reference, exceed=exceed, ci=ci)
+    stats = per_draw_statistics(sim, exceed=exceed)
+    summary = summarize_strategies(sim, reference=reference, exceed=exceed, ci=ci, stats=stats)
 
     def csv(name: str, table: Any, index: bool = True) -> None:
         written[name] = atomic_writer(out / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=index))
 
     csv("summary", summary)
-    atomic_write_text(out / "summary_meta.json", json.dumps({k: (v if not isinstance(v, np.generic) else v.item())
-                                                             for k, v in summary.attrs.items()}, indent=2))
-    csv("per_draw", per_draw_statistics(sim, exceed=exceed).to_dataframe().reset_index(), index=False)
+    atomic_write_text(out / "summary_meta.json", json.dumps(jsonable(summary.attrs), indent=2))
+    csv("per_draw", stats.to_dataframe().reset_index(), index=False)
     csv("doses", dose_table(sim))
     mets = list(metrics) if metrics is not None else [str(m) for m in sim.metric.values]
     for m in mets:

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from poppk.bodysize import IBW_METHODS, BSA_METHODS, bsa as _bsa, ibw as _ibw
+from poppk.bodysize import IBW_METHODS, BSA_METHODS, aibw as _aibw, bsa as _bsa, ibw as _ibw
 from poppk.errors import ConfigError
 
 __all__ = [
@@ -226,7 +226,7 @@ class PerKg(DosingStrategy):
         ibw = self._ibw(population)
         if self.basis == "IBW":
             return ibw
-        return ibw + self.aibw_factor * (_column(population, "TBW") - ibw)
+        return _aibw(_column(population, "TBW"), ibw, factor=self.aibw_factor)
 
     def dose(self, population: Any) -> np.ndarray:
         return self.mg_per_kg * self.size(population)

@@ -203,10 +203,8 @@ def test_reloaded_fit_gives_identical_report(tmp_path, monkeypatch):
     again = load_fit(tmp_path / "fit")
     a = export_covariate_report(fit, tmp_path / "a")
     b = export_covariate_report(again, tmp_path / "b")
-    if not _same_data(fit.data, again.data):
-        # the report is a function of (posterior, spec, data); it can only be identical if the data are
-        pytest.xfail("poppk.data.io does not round-trip float columns exactly (to_json keeps 10 digits, "
-                     "read_json without precise_float): the reloaded fit has different DV/covariates")
+    # the report is a function of (posterior, spec, data): the data must round-trip exactly
+    assert _same_data(fit.data, again.data)
     for key in ("parameters", "covariate_effects", "json", "html"):
         assert a[key].read_bytes() == b[key].read_bytes(), key
 

@@ -148,29 +148,6 @@ def test_posterior_dataset_full_omega_and_subsampling():
     assert s1.sizes["draw"] == 10 and len(set(zip(s1["source_chain"].values, s1["source_draw"].values))) == 10
 
 
-def test_dev_fit_if_available():
-    from pathlib import Path
-
-    path = Path("/tmp/devfit_bench40")
-    if not (path / "idata.nc").is_file():
-        pytest.skip("no development fit on this machine")
-    from poppk.model import load_fit
-
-    fit = load_fit(path)
-    pop = sample_population(500, seed=1)
-    sim = simulate_strategies(fit, {"flat": Flat(100)}, Schedule.every(24.0, 5, infusion=1.0, unit="h"), pop,
-                              n_draws=20, metrics=["auc_ss", "cmax_c1"])
-    cl = sim["typical_CL"].values
-    # no covariates: median AUC at SS ≈ dose / typical CL (η has median 0)
-    med = per_draw_statistics(sim)["median"].sel(metric="auc_ss", strategy="flat").values
-    np.testing.assert_allclose(med, 100 / cl, rtol=0.1)
-
-
-# --------------------------------------------------------------------------
-# chunking, executors, scale
-# --------------------------------------------------------------------------
-
-
 def _draws(n=6):
     spec = two_cmt_spec("TBW")
     return PosteriorDraws.from_values(spec, typical={"CL": 0.45, "V1": 2.8, "Q": 0.6, "V2": 2.0},
