@@ -14,6 +14,7 @@ Everything is computed with the fit's own code: individual parameters with
 :func:`poppk.pk.concentration`.
 
 Modules: :mod:`~poppk.simulate.population`, :mod:`~poppk.simulate.strategies`,
+:mod:`~poppk.simulate.schedule`,
 :mod:`~poppk.simulate.exposure`, :mod:`~poppk.simulate.draws`,
 :mod:`~poppk.simulate.engine`, :mod:`~poppk.simulate.toxicity`,
 :mod:`~poppk.simulate.plots`, :mod:`~poppk.simulate.report`,
@@ -64,6 +65,7 @@ from poppk.simulate.population import (
 )
 from poppk.simulate.parallel import local_cluster, parallel_executor
 from poppk.simulate.report import load_simulation, run_simulation, save_simulation, write_simulation_report
+from poppk.simulate.schedule import Schedule, parse_schedule
 from poppk.simulate.strategies import (
     BASES,
     Capped,
@@ -72,8 +74,6 @@ from poppk.simulate.strategies import (
     PerKg,
     PerM2,
     Rounded,
-    Schedule,
-    parse_schedule,
     parse_strategy,
 )
 from poppk.simulate.toxicity import ExposureToxicity, fit_exposure_toxicity, predict_incidence, trial_exposures

@@ -55,7 +55,8 @@ from poppk.simulate.exposure import (
     time_above,
 )
 from poppk.simulate.population import VirtualPopulation, population_from_table
-from poppk.simulate.strategies import BASES, DosingStrategy, PerKg, Schedule, parse_strategy
+from poppk.simulate.schedule import Schedule
+from poppk.simulate.strategies import BASES, DosingStrategy, PerKg, parse_strategy
 
 __all__ = [
     "simulate_strategies",
@@ -666,7 +667,7 @@ def simulate_strategies(
         ``{name: DosingStrategy or text}``, a list of them (named by label),
         or one strategy.
     schedule
-        The :class:`~poppk.simulate.strategies.Schedule` (converted to the
+        The :class:`~poppk.simulate.schedule.Schedule` (converted to the
         model's time unit).
     population
         A :class:`~poppk.simulate.population.VirtualPopulation` (or a

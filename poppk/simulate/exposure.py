@@ -51,7 +51,7 @@ import pandas as pd
 from poppk.errors import ConfigError
 from poppk.pk import concentration, disposition
 from poppk.pk.kernel import phi
-from poppk.simulate.strategies import Schedule
+from poppk.simulate.schedule import Schedule
 
 __all__ = [
     "METRICS",

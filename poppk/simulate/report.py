@@ -188,7 +188,7 @@ def run_simulation(
         :func:`~poppk.simulate.strategies.parse_strategy`) or a mapping.
     schedule
         A Schedule or text (``"q3w:6"``, see
-        :func:`~poppk.simulate.strategies.parse_schedule`), with ``infusion``
+        :func:`~poppk.simulate.schedule.parse_schedule`), with ``infusion``
         (e.g. ``"90 min"``) and ``schedule_unit``.
     population
         A VirtualPopulation or text (``"resample:5000"``, ``"sample:5000:1.0"``,
@@ -217,7 +217,7 @@ def run_simulation(
     from poppk.simulate.engine import as_strategies, simulate_strategies
     from poppk.simulate.exposure import DEFAULT_METRICS
     from poppk.simulate.population import VirtualPopulation, parse_population
-    from poppk.simulate.strategies import Schedule, parse_schedule
+    from poppk.simulate.schedule import Schedule, parse_schedule
 
     if isinstance(fit, (str, Path)):
         from poppk.model import load_fit

@@ -33,7 +33,7 @@ import xarray as xr
 
 from poppk.errors import ConfigError, DatasetError, DataWarning
 from poppk.simulate.exposure import DOSE_LINEAR_METRICS, ExposurePlan, compute_exposures, metric_units
-from poppk.simulate.strategies import Schedule, convert_time
+from poppk.simulate.schedule import Schedule, convert_time
 
 __all__ = ["trial_exposures", "fit_exposure_toxicity", "ExposureToxicity", "predict_incidence", "infer_cycle"]
 

@@ -360,7 +360,7 @@ def test_loading_dose_closed_form(loading):
 
 def test_loading_dose_in_text_and_dict_forms():
     from poppk.errors import ConfigError
-    from poppk.simulate.strategies import parse_schedule
+    from poppk.simulate.schedule import parse_schedule
 
     s = parse_schedule("q3w:6; loading=2", infusion="90 min")
     assert s.loading == 2.0 and s.amounts == (2.0, 1, 1, 1, 1, 1)
