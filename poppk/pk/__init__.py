@@ -10,6 +10,9 @@ only when tensors are passed in.
   macro/micro constants of 1-, 2- and 3-compartment models.
 - :func:`padded_dose_matrix` -- builds the per-observation dose matrix that
   :func:`concentration` consumes (shared by fitting and simulation).
+- :mod:`poppk.pk.exposure` -- exposure metrics of the kernel in closed form
+  (intravenous AUC, AUC by quadrature, Cmax, time above a threshold), used by
+  :mod:`poppk.simulate`.
 """
 
 from __future__ import annotations

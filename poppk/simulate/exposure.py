@@ -1,11 +1,13 @@
-"""Exposure metrics per patient, from the closed-form PK kernel.
+"""Exposure metrics per patient: the plan of a schedule and the metrics computed on it.
 
-Every concentration here is computed by :func:`poppk.pk.concentration`, the
-kernel of the fit.  The one closed form written here is the time integral of
-the kernel's intravenous response (:func:`iv_auc`, built on the kernel's own
-modes from :func:`poppk.pk.disposition` and its ``phi``); it is checked
-against Gauss-Legendre quadrature of :func:`~poppk.pk.concentration`
-(:func:`quadrature_auc`, also available with ``auc_method="quadrature"``).
+:class:`ExposurePlan` turns a schedule (or actual dose records) into dose
+arrays in the model's time unit; :func:`compute_exposures` evaluates the
+metrics on them with the closed forms of :mod:`poppk.pk.exposure` (built on
+:func:`poppk.pk.concentration`, the kernel of the fit): the exact intravenous
+AUC (:func:`~poppk.pk.exposure.iv_auc`), checked against Gauss-Legendre
+quadrature of the kernel (:func:`~poppk.pk.exposure.quadrature_auc`, also
+available with ``auc_method="quadrature"``), and the Cmax search
+(:func:`~poppk.pk.exposure.cmax`).
 
 Metrics (time in the model's unit; τ = the schedule's cycle length):
 
@@ -13,7 +15,7 @@ Metrics (time in the model's unit; τ = the schedule's cycle length):
     Concentration at the end of the first infusion (at the dose for a bolus).
 ``cmax_c1``
     True maximum concentration over cycle 1, [0, τ].  Intravenous doses:
-    exact up to a bisection tolerance (see :func:`_cmax_iv`): where no
+    exact up to a bisection tolerance (see :func:`poppk.pk.exposure.cmax`): where no
     infusion runs the concentration decreases (every mode of a mammillary
     model has a positive coefficient); where infusions run, dC/dt is a sum of
     ``n_cmt`` exponentials, so its signs at a few nodes locate any interior
@@ -43,14 +45,13 @@ scales them by each strategy's dose.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from poppk.errors import ConfigError
-from poppk.pk import concentration, disposition
-from poppk.pk.kernel import phi
+from poppk.pk.exposure import cmax, concentrations_at, iv_auc, quadrature_auc, take_rows, time_above_threshold
 from poppk.simulate.schedule import Schedule
 
 __all__ = [
@@ -61,9 +62,8 @@ __all__ = [
     "ExposurePlan",
     "compute_exposures",
     "exposure_metrics",
-    "iv_auc",
-    "quadrature_auc",
     "concentration_profile",
+    "time_above",
 ]
 
 #: Metric name -> description.
@@ -224,65 +224,13 @@ class ExposurePlan:
                    all_time=t, all_amt=a, all_dur=u, end=float(cycle), oral=bool(oral))
 
 
-# --------------------------------------------------------------------------
-# evaluation with the kernel
-# --------------------------------------------------------------------------
-
-
 #: Doses of actual records count in cycle 1 when given before t0 + CYCLE_ONE_FRACTION * τ.
 CYCLE_ONE_FRACTION = 0.75
 
-#: Largest (patients x times x doses) block evaluated at once by the kernel.
-_EVAL_BUDGET = 1_000_000
 
-
-def _take(x: np.ndarray | None, rows: np.ndarray | None) -> np.ndarray | None:
-    if x is None or rows is None or x.shape[0] == 1:
-        return x
-    return x[rows]
-
-
-def _eval(
-    params: Mapping[str, np.ndarray],
-    times: np.ndarray,
-    dose_t: np.ndarray,
-    amt: np.ndarray,
-    dur: np.ndarray,
-    *,
-    n_cmt: int,
-    oral: bool,
-    ss_tau: float | None = None,
-) -> np.ndarray:
-    """Concentrations at ``times`` (r_t, n_t) for params (u,) and doses (r_d, D) -> (u, n_t).
-
-    Evaluated in row blocks of at most ``_EVAL_BUDGET`` (patient x time x dose)
-    elements, so memory stays bounded whatever the number of patients.
-    """
-    u = len(next(iter(params.values())))
-    n_t, D = times.shape[1], dose_t.shape[1]
-    step = max(1, _EVAL_BUDGET // max(n_t * D, 1))
-    if u > step:
-        out = np.empty((u, n_t))
-        for a in range(0, u, step):
-            rows = np.arange(a, min(u, a + step))
-            out[rows] = _eval(
-                {k: np.asarray(v)[rows] for k, v in params.items()},
-                _take(times, rows), _take(dose_t, rows), _take(amt, rows), _take(dur, rows),  # type: ignore[arg-type]
-                n_cmt=n_cmt, oral=oral, ss_tau=ss_tau,
-            )
-        return out
-    dt = times[:, :, None] - dose_t[:, None, :]
-    kw: dict[str, Any] = {}
-    if ss_tau is not None:
-        dt = np.where(dt < 0.0, dt + ss_tau, dt)
-        kw["ss"] = np.ones((1, 1, 1), dtype=bool)
-        kw["ii"] = np.full((1, 1, 1), float(ss_tau))
-    if oral:
-        kw["oral"] = np.ones((1, 1, 1), dtype=bool)
-    elif np.any(dur > 0):
-        kw["dur"] = dur[:, None, :]
-    pr = {k: np.asarray(v, dtype=float)[:, None, None] for k, v in params.items()}
-    return np.asarray(concentration(dt, amt[:, None, :], pr, **kw, n_cmt=n_cmt))
+# --------------------------------------------------------------------------
+# evaluation with the kernel
+# --------------------------------------------------------------------------
 
 
 def concentration_profile(
@@ -315,293 +263,8 @@ def concentration_profile(
     plan = ExposurePlan.from_schedule(schedule, time_unit, oral=oral)
     p = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items()}
     t = np.asarray(times, dtype=float)[None, :]
-    c = _eval(p, t, plan.all_time, plan.all_amt, plan.all_dur, n_cmt=n_cmt, oral=oral)
+    c = concentrations_at(p, t, plan.all_time, plan.all_amt, plan.all_dur, n_cmt=n_cmt, oral=oral)
     return c * np.atleast_1d(np.asarray(doses, dtype=float))[:, None]
-
-
-# --------------------------------------------------------------------------
-# AUC
-# --------------------------------------------------------------------------
-
-
-def _psi(x: np.ndarray) -> np.ndarray:
-    """(x - 1 + e^{-x}) / x² for x >= 0, psi(0) = 1/2 (stable)."""
-    small = x < 1e-2
-    xs = np.where(small, x, 0.0)
-    series = 0.5 + xs * (-1.0 / 6 + xs * (1.0 / 24 + xs * (-1.0 / 120 + xs * (1.0 / 720 - xs / 5040))))
-    xl = np.where(small, 1.0, x)
-    return np.where(small, series, (xl + np.expm1(-xl)) / (xl * xl))
-
-
-def _unit_cumulative(lam: np.ndarray, coef: np.ndarray, t: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """∫_0^t of one mode's response to a unit dose infused over T (T = 0: bolus); 0 for t <= 0.
-
-    With m = min(t, T), r = max(t - T, 0): c [m²/T ψ(λm) + φ(λT) r φ(λr)],
-    the exact integral of the kernel's IV expression.
-    """
-    tp = np.maximum(t, 0.0)
-    m = np.minimum(tp, T)
-    r = np.maximum(tp - T, 0.0)
-    has = T > 0
-    during = np.where(has, m * (m / np.where(has, T, 1.0)) * _psi(lam * m), 0.0)
-    after = phi(lam * T) * r * phi(lam * r)
-    return coef * (during + after)
-
-
-def iv_auc(
-    params: Mapping[str, np.ndarray],
-    dose_t: np.ndarray,
-    amt: np.ndarray,
-    dur: np.ndarray,
-    start: float,
-    end: float,
-    *,
-    n_cmt: int,
-    ss_tau: float | None = None,
-) -> np.ndarray:
-    """Exact AUC over [start, end] of intravenous doses, per patient.
-
-    The kernel's response to a dose is a sum over the disposition modes
-    (λ_i, c_i) of :func:`poppk.pk.disposition`; each mode's response is
-    integrated in closed form.  At steady state (``ss_tau``: every dose is a
-    train with interval τ, and [start, end] is one cycle) the AUC of a cycle
-    is Σ amt · Σ_i c_i/λ_i = Σ amt / CL.
-
-    Parameters
-    ----------
-    params
-        ``{name: (u,)}``.
-    dose_t, amt, dur
-        Doses, shape (r, D) with r = 1 or u.
-
-    Returns
-    -------
-    ndarray (u,)
-    """
-    p = {k: np.asarray(v, dtype=float)[:, None] for k, v in params.items()}
-    lams, coefs = disposition(p, n_cmt)
-    if ss_tau is not None:
-        per_unit = sum(c / lam for lam, c in zip(lams, coefs))
-        return np.sum(amt * per_unit, axis=-1)
-    total = 0.0
-    for lam, c in zip(lams, coefs):
-        u_end = _unit_cumulative(lam, c, end - dose_t, dur)
-        u_start = _unit_cumulative(lam, c, start - dose_t, dur)
-        total = total + amt * (u_end - u_start)
-    return np.sum(total, axis=-1)
-
-
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(6)
-
-
-def quadrature_auc(
-    params: Mapping[str, np.ndarray],
-    dose_t: np.ndarray,
-    amt: np.ndarray,
-    dur: np.ndarray,
-    start: float,
-    end: float,
-    *,
-    n_cmt: int,
-    oral: bool = False,
-    ss_tau: float | None = None,
-    levels: int = 14,
-) -> np.ndarray:
-    """AUC over [start, end] by quadrature of the kernel (any route).
-
-    The window is split at every dose, end-of-infusion and lag time; each
-    piece [s, e] is split geometrically at s + (e - s)·2^-k, k = 0..levels,
-    and each panel integrated by 6-point Gauss-Legendre.  The panels are
-    fine where fast exponentials decay, so the error is far below 1e-6 for
-    any rate up to ~2^levels / (e - s).
-
-    Returns
-    -------
-    ndarray (u,)
-    """
-    u = len(next(iter(params.values())))
-    r = dose_t.shape[0]
-    events = [dose_t, dose_t + (0.0 if oral else dur)]
-    if oral and "ALAG1" in params:
-        lag = np.asarray(params["ALAG1"], dtype=float)[:, None]
-        events.append(dose_t + lag)
-    ev = [np.broadcast_to(e, (max(r, e.shape[0]), e.shape[1])) for e in events]
-    rows = max(e.shape[0] for e in ev)
-    ev = [np.broadcast_to(e, (rows, e.shape[1])) for e in ev]
-    pts = np.concatenate(ev, axis=1)
-    if ss_tau is not None:
-        pts = np.mod(pts - start, ss_tau) + start
-    bounds = np.concatenate([np.full((rows, 1), start), np.clip(pts, start, end), np.full((rows, 1), end)], axis=1)
-    bounds = np.sort(bounds, axis=1)  # (rows, nb)
-    frac = np.concatenate([[0.0], 2.0 ** -np.arange(levels, -1, -1)])  # 0, 2^-levels, ..., 1/2, 1
-    seg_a, seg_b = bounds[:, :-1], bounds[:, 1:]  # (rows, ns)
-    edges = seg_a[:, :, None] + (seg_b - seg_a)[:, :, None] * frac[None, None, :]  # (rows, ns, levels+2)
-    pa, pb = edges[:, :, :-1], edges[:, :, 1:]
-    half = 0.5 * (pb - pa)
-    nodes = (0.5 * (pa + pb))[..., None] + half[..., None] * _GL_X  # (rows, ns, np, 6)
-    weights = half[..., None] * _GL_W
-    nodes = nodes.reshape(rows, -1)
-    weights = weights.reshape(rows, -1)
-    # chunk the nodes so (u, n_nodes, D) stays moderate
-    total = np.zeros(u)
-    step = max(1, 2_000_000 // max(u * dose_t.shape[1], 1))
-    for j in range(0, nodes.shape[1], step):
-        c = _eval(params, nodes[:, j:j + step], dose_t, amt, dur, n_cmt=n_cmt, oral=oral, ss_tau=ss_tau)
-        total += np.sum(c * weights[:, j:j + step], axis=1)
-    return total
-
-
-# --------------------------------------------------------------------------
-# Cmax search
-# --------------------------------------------------------------------------
-
-
-def _max_search(
-    evaluate: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
-    cand: np.ndarray,
-    interior: np.ndarray,
-    half: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    u: int,
-    *,
-    n_refine: int = 9,
-    levels: int = 2,
-) -> np.ndarray:
-    """Maximum over candidate times (r, n_c), zooming around interior best points."""
-    c = evaluate(cand, None)  # (u, n_c)
-    j = np.argmax(c, axis=1)
-    best = c[np.arange(u), j]
-
-    def pick(a: np.ndarray) -> np.ndarray:
-        return a[np.zeros(u, int) if a.shape[0] == 1 else np.arange(u), j]
-
-    inner = pick(interior)
-    rows = np.flatnonzero(inner)
-    if rows.size == 0:
-        return best
-    center, h = pick(cand)[rows], pick(half)[rows]
-    lo_r, hi_r = pick(lo)[rows], pick(hi)[rows]
-    grid = np.linspace(-1.0, 1.0, n_refine)
-    for _ in range(levels):
-        pts = np.clip(center[:, None] + h[:, None] * grid[None, :], lo_r[:, None], hi_r[:, None])
-        cc = evaluate(pts, rows)  # (len(rows), n_refine)
-        k = np.argmax(cc, axis=1)
-        center = pts[np.arange(rows.size), k]
-        best[rows] = np.maximum(best[rows], cc[np.arange(rows.size), k])
-        h = h * 2.0 / (n_refine - 1)
-    return best
-
-
-def _cmax(
-    params: Mapping[str, np.ndarray],
-    dose_t: np.ndarray,
-    amt: np.ndarray,
-    dur: np.ndarray,
-    window: float,
-    *,
-    n_cmt: int,
-    oral: bool,
-    ss_tau: float | None,
-    n_search: int,
-    n_grid: int,
-) -> np.ndarray:
-    u = len(next(iter(params.values())))
-    r, D = dose_t.shape
-
-    def evaluate(times: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-        p = params if rows is None else {k: np.asarray(v)[rows] for k, v in params.items()}
-        return _eval(p, times, _take(dose_t, rows), _take(amt, rows), _take(dur, rows),
-                     n_cmt=n_cmt, oral=oral, ss_tau=ss_tau)
-
-    if not oral:
-        return _cmax_iv(evaluate, dose_t, dur, window, ss_tau=ss_tau, n_cmt=n_cmt, n_search=n_search, u=u)
-    grid = np.linspace(0.0, window, max(n_grid, 3))
-    cand = np.concatenate([np.broadcast_to(grid, (r, grid.size)), np.clip(dose_t, 0.0, window)], axis=1)
-    interior = np.ones_like(cand, dtype=bool)
-    half = np.full_like(cand, window / (max(n_grid, 3) - 1))
-    lo, hi = np.zeros_like(cand), np.full_like(cand, window)
-    return _max_search(evaluate, cand, interior, half, lo, hi, u)
-
-
-def _cmax_iv(
-    evaluate: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
-    dose_t: np.ndarray,
-    dur: np.ndarray,
-    window: float,
-    *,
-    ss_tau: float | None,
-    n_cmt: int,
-    n_search: int,
-    u: int,
-    bisections: int = 28,
-) -> np.ndarray:
-    """Maximum over [0, window] of intravenous doses.
-
-    The window is cut at every dose start and infusion end.  On a piece where
-    no infusion runs, C is a sum of decaying exponentials with positive
-    coefficients: it decreases, so its maximum is at its start (a cut
-    point).  On a piece where infusions run, dC/dt is a sum of ``n_cmt``
-    exponentials with the model's rates, so it changes sign at most
-    ``n_cmt - 1`` times: for 1 and 2 compartments the signs of dC/dt at the
-    two ends decide whether there is an interior maximum; for 3 the piece is
-    cut into ``n_search - 1`` parts first.  An interior maximum is located by
-    bisection on the sign of dC/dt (finite differences of the kernel).
-    """
-    r = dose_t.shape[0]
-    s, e = dose_t, dose_t + dur
-    starts, ends = [s], [e]
-    if ss_tau is not None:  # an infusion running over the end of the cycle continues at its start
-        starts.append(s - ss_tau)
-        ends.append(e - ss_tau)
-    s_all, e_all = np.concatenate(starts, axis=1), np.concatenate(ends, axis=1)  # (r, G)
-    running = e_all > s_all
-    cuts = np.concatenate([np.zeros((r, 1)), np.full((r, 1), window), s_all, e_all], axis=1)
-    cuts = np.sort(np.clip(cuts, 0.0, window), axis=1)
-    a, b = cuts[:, :-1], cuts[:, 1:]  # pieces (r, P)
-    mid = 0.5 * (a + b)
-    active = (b > a) & np.any(running[:, None, :] & (s_all[:, None, :] < mid[:, :, None])
-                              & (mid[:, :, None] < e_all[:, None, :]), axis=2)
-    keep = active.any(axis=0)  # pieces where some patient has an infusion running
-    a, b, active = a[:, keep], b[:, keep], active[:, keep]
-    m = 1 if n_cmt <= 2 else max(int(n_search) - 1, 1)
-    j = np.arange(m + 1)
-    width = (b - a)[..., None]
-    x = a[..., None] + width * (j / m)  # nodes (r, P, m+1)
-    delta = np.where(active[..., None], 1e-6 * width / m, 0.0)
-    x_minus = x - delta * (j > 0)  # one-sided differences at the ends of a piece (kinks there)
-    x_plus = x + delta * (j < m)
-    if r == 1:  # one schedule for all: evaluate each distinct time once
-        allt = np.unique(np.concatenate([cuts[0], x_minus.ravel(), x_plus.ravel()]))
-        c = evaluate(allt[None, :], None)  # (u, n): true concentrations within the window
-        best = c.max(axis=1)
-        cm = c[:, np.searchsorted(allt, x_minus.ravel())].reshape(u, -1, m + 1)
-        cp = c[:, np.searchsorted(allt, x_plus.ravel())].reshape(u, -1, m + 1)
-    else:
-        K = x.shape[1] * (m + 1)
-        nc = cuts.shape[1]
-        c = evaluate(np.concatenate([cuts, x_minus.reshape(r, -1), x_plus.reshape(r, -1)], axis=1), None)
-        best = c.max(axis=1)
-        cm = c[:, nc:nc + K].reshape(u, -1, m + 1)
-        cp = c[:, nc + K:].reshape(u, -1, m + 1)
-    g = cp - cm  # sign of dC/dt at the nodes
-    act = np.broadcast_to(active, (u,) + active.shape[1:]) if r == 1 else active
-    bracket = (g[..., :-1] > 0) & (g[..., 1:] < 0) & act[..., None]  # rising then falling
-    row_u, piece, node = np.nonzero(bracket)
-    if row_u.size == 0:
-        return best
-    row_r = np.zeros_like(row_u) if r == 1 else row_u
-    lo, hi = x[row_r, piece, node], x[row_r, piece, node + 1]
-    db = 1e-9 * (b - a)[row_r, piece]
-    for _ in range(bisections):
-        mid_t = 0.5 * (lo + hi)
-        cc = evaluate(np.stack([mid_t - db, mid_t + db], axis=1), row_u)
-        rising = cc[:, 1] > cc[:, 0]
-        lo, hi = np.where(rising, mid_t, lo), np.where(rising, hi, mid_t)
-        np.maximum.at(best, row_u, cc.max(axis=1))
-    final = evaluate(0.5 * (lo + hi)[:, None], row_u)[:, 0]
-    np.maximum.at(best, row_u, final)
-    return best
 
 
 # --------------------------------------------------------------------------
@@ -620,25 +283,6 @@ def _time_grid(plan: ExposurePlan, n_grid: int) -> np.ndarray:
                         axis=1)
     grid = np.concatenate([np.broadcast_to(base, (r, base.size)), np.clip(ev, 0.0, plan.end)], axis=1)
     return np.sort(grid, axis=1)
-
-
-def _above(times: np.ndarray, conc: np.ndarray, thr: np.ndarray) -> np.ndarray:
-    """Time with conc > thr (thr (u,)), interpolating the crossings."""
-    c0, c1 = conc[:, :-1], conc[:, 1:]
-    dt = np.diff(times, axis=1)
-    th = thr[:, None]
-    a0, a1 = c0 > th, c1 > th
-    # log-linear on falling intervals (exact for an exponential decay), linear on rising ones
-    both_pos = (c0 > 0) & (c1 > 0) & (c1 < c0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lc0 = np.log(np.where(both_pos, c0, 1.0))
-        lc1 = np.log(np.where(both_pos, c1, 1.0))
-        lt = np.log(np.maximum(th, 1e-300))
-        f_log = (lt - lc0) / np.where(lc1 != lc0, lc1 - lc0, 1.0)
-        f_lin = (th - c0) / np.where(c1 != c0, c1 - c0, 1.0)
-    f = np.clip(np.where(both_pos, f_log, f_lin), 0.0, 1.0)  # fraction of the interval before the crossing
-    part = np.where(a0 & a1, 1.0, np.where(a0 & ~a1, f, np.where(~a0 & a1, 1.0 - f, 0.0)))
-    return np.sum(part * dt, axis=1)
 
 
 def time_above(
@@ -672,12 +316,12 @@ def time_above(
     for a in range(0, u, step):
         rows = np.arange(a, min(u, a + step))
         p = {k: np.asarray(v)[rows] for k, v in params.items()}
-        tt = _take(times, rows)
-        conc = _eval(p, tt, _take(plan.all_time, rows), _take(plan.all_amt, rows), _take(plan.all_dur, rows),  # type: ignore[arg-type]
-                     n_cmt=n_cmt, oral=plan.oral)
+        tt = take_rows(times, rows)
+        conc = concentrations_at(p, tt, take_rows(plan.all_time, rows), take_rows(plan.all_amt, rows),  # type: ignore[arg-type]
+                                 take_rows(plan.all_dur, rows), n_cmt=n_cmt, oral=plan.oral)  # type: ignore[arg-type]
         t = np.broadcast_to(tt, conc.shape)
         for s in range(thr.shape[1]):
-            out[rows, s] = _above(t, conc, thr[rows, s])
+            out[rows, s] = time_above_threshold(t, conc, thr[rows, s])
     return out
 
 
@@ -745,19 +389,19 @@ def compute_exposures(
         if m == "ceoi_c1":
             t_end = plan.c1_time[:, :1] + (0.0 if oral else plan.c1_dur[:, :1])
             first = (slice(None), slice(0, 1))
-            out[m] = _eval(params, t_end, plan.c1_time[first], plan.c1_amt[first], plan.c1_dur[first],
-                           n_cmt=n_cmt, oral=oral)[:, 0]
+            out[m] = concentrations_at(params, t_end, plan.c1_time[first], plan.c1_amt[first], plan.c1_dur[first],
+                                       n_cmt=n_cmt, oral=oral)[:, 0]
         elif m == "ctrough_c1":
-            out[m] = _eval(params, np.array([[tau]]), plan.c1_time, plan.c1_amt, plan.c1_dur,
-                           n_cmt=n_cmt, oral=oral)[:, 0]
+            out[m] = concentrations_at(params, np.array([[tau]]), plan.c1_time, plan.c1_amt, plan.c1_dur,
+                                       n_cmt=n_cmt, oral=oral)[:, 0]
         elif m == "ctrough_ss":
-            out[m] = _eval(params, np.array([[tau]]), plan.ss_time, plan.ss_amt, plan.ss_dur,  # type: ignore[arg-type]
-                           n_cmt=n_cmt, oral=oral, ss_tau=tau)[:, 0]
+            out[m] = concentrations_at(params, np.array([[tau]]), plan.ss_time, plan.ss_amt,  # type: ignore[arg-type]
+                                       plan.ss_dur, n_cmt=n_cmt, oral=oral, ss_tau=tau)[:, 0]  # type: ignore[arg-type]
         elif m in ("cmax_c1", "cmax_ss"):
             ss = m == "cmax_ss"
             dt, da, dd = (plan.ss_time, plan.ss_amt, plan.ss_dur) if ss else (plan.c1_time, plan.c1_amt, plan.c1_dur)
-            out[m] = _cmax(params, dt, da, dd, tau, n_cmt=n_cmt, oral=oral, ss_tau=tau if ss else None,  # type: ignore[arg-type]
-                           n_search=n_search, n_grid=n_grid)
+            out[m] = cmax(params, dt, da, dd, tau, n_cmt=n_cmt, oral=oral, ss_tau=tau if ss else None,  # type: ignore[arg-type]
+                          n_search=n_search, n_grid=n_grid)
         elif m in ("auc_c1", "auc_ss"):
             ss = m == "auc_ss"
             dt, da, dd = (plan.ss_time, plan.ss_amt, plan.ss_dur) if ss else (plan.c1_time, plan.c1_amt, plan.c1_dur)

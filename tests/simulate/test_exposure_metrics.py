@@ -7,8 +7,9 @@ import pytest
 
 from poppk.errors import ConfigError
 from poppk.pk import concentration
+from poppk.pk.exposure import concentrations_at as _eval, iv_auc, quadrature_auc
 from poppk.simulate import METRICS, Schedule, concentration_profile, exposure_metrics
-from poppk.simulate.exposure import ExposurePlan, _eval, compute_exposures, iv_auc, quadrature_auc
+from poppk.simulate.exposure import ExposurePlan, compute_exposures
 
 RNG = np.random.default_rng(11)
 
