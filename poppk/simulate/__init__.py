@@ -13,12 +13,16 @@ Everything is computed with the fit's own code: individual parameters with
 :func:`poppk.model.parameters.log_individual_parameters`, concentrations with
 :func:`poppk.pk.concentration`.
 
-Modules: :mod:`~poppk.simulate.population`, :mod:`~poppk.simulate.strategies`,
-:mod:`~poppk.simulate.schedule`,
-:mod:`~poppk.simulate.exposure`, :mod:`~poppk.simulate.draws`,
-:mod:`~poppk.simulate.engine`, :mod:`~poppk.simulate.toxicity`,
-:mod:`~poppk.simulate.plots`, :mod:`~poppk.simulate.report`,
-:mod:`~poppk.simulate.parallel`.
+Modules: :mod:`~poppk.simulate.population` (virtual patients),
+:mod:`~poppk.simulate.strategies` (dosing rules), :mod:`~poppk.simulate.schedule`
+(when doses are given), :mod:`~poppk.simulate.exposure` (metrics on a
+schedule's doses; their closed forms are :mod:`poppk.pk.exposure`),
+:mod:`~poppk.simulate.draws` (posterior draws), :mod:`~poppk.simulate.engine`
+(the simulation's entry points), :mod:`~poppk.simulate.execution` (blocks of
+draws and where they run), :mod:`~poppk.simulate.summaries` (BPV and
+uncertainty), :mod:`~poppk.simulate.dose_matching`,
+:mod:`~poppk.simulate.toxicity`, :mod:`~poppk.simulate.plots`,
+:mod:`~poppk.simulate.report`, :mod:`~poppk.simulate.parallel`.
 
 Scale: draws run in blocks, patients in chunks, in bounded memory; blocks run on
 any executor (``executor=``: a thread pool or a ``dask.distributed`` Client,
@@ -26,17 +30,9 @@ e.g. from :func:`parallel_executor`) or with ``use_dask=True``, and per-patient
 exposures can be kept as a lazy dask array (``keep_exposure="lazy"``).
 """
 
+from poppk.simulate.dose_matching import DoseMatch, match_dose
 from poppk.simulate.draws import PosteriorDraws
-from poppk.simulate.engine import (
-    DEFAULT_QUANTILES,
-    DoseMatch,
-    as_strategies,
-    match_dose,
-    per_draw_statistics,
-    simulate_posterior,
-    simulate_strategies,
-    summarize_strategies,
-)
+from poppk.simulate.engine import DEFAULT_QUANTILES, as_strategies, simulate_posterior, simulate_strategies
 from poppk.simulate.exposure import (
     DEFAULT_METRICS,
     METRICS,
@@ -76,6 +72,7 @@ from poppk.simulate.strategies import (
     Rounded,
     parse_strategy,
 )
+from poppk.simulate.summaries import per_draw_statistics, summarize_strategies
 from poppk.simulate.toxicity import ExposureToxicity, fit_exposure_toxicity, predict_incidence, trial_exposures
 
 __all__ = [
@@ -103,7 +100,7 @@ __all__ = [
     "compute_exposures",
     "exposure_metrics",
     "concentration_profile",
-    # engine and summaries
+    # engine, summaries and dose matching
     "PosteriorDraws",
     "simulate_strategies",
     "simulate_posterior",

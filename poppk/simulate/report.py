@@ -4,9 +4,9 @@
 line: a directory with
 
 ``summary.csv``
-    :func:`~poppk.simulate.engine.summarize_strategies`.
+    :func:`~poppk.simulate.summaries.summarize_strategies`.
 ``per_draw.csv``
-    :func:`~poppk.simulate.engine.per_draw_statistics` in long form.
+    :func:`~poppk.simulate.summaries.per_draw_statistics` in long form.
 ``doses.csv``
     :func:`~poppk.simulate.plots.dose_table`.
 ``exposure_quantiles_<metric>.csv``
@@ -30,7 +30,6 @@ import xarray as xr
 
 from poppk.errors import ConfigError
 from poppk.io import atomic_write_text, atomic_writer, jsonable
-from poppk.simulate.engine import per_draw_statistics, summarize_strategies
 from poppk.simulate.plots import (
     dose_table,
     exposure_by_covariate,
@@ -39,6 +38,7 @@ from poppk.simulate.plots import (
     plot_exposure_vs_weight,
     plot_variance_ratio,
 )
+from poppk.simulate.summaries import per_draw_statistics, summarize_strategies
 
 __all__ = ["save_simulation", "load_simulation", "write_simulation_report", "run_simulation"]
 
@@ -91,7 +91,7 @@ def write_simulation_report(
     out_dir
         Directory (created).
     reference, exceed, ci
-        Passed to :func:`~poppk.simulate.engine.summarize_strategies`.
+        Passed to :func:`~poppk.simulate.summaries.summarize_strategies`.
     figures
         Draw the figures (matplotlib, Agg).
     metrics

@@ -148,7 +148,7 @@ def test_keep_exposure_rejects_unknown_values(pop):
 def test_lazy_exposures_are_computed_once_for_new_thresholds(pop, monkeypatch):
     """summarize_strategies with new thresholds reduces the lazy array in one pass, not once per
     strategy and metric."""
-    from poppk.simulate import engine
+    from poppk.simulate import execution as engine
 
     calls = []
     real = engine._block_exposure
