@@ -34,6 +34,7 @@ def pkdata_to_dict(data: PKData) -> dict[str, Any]:
     out["_derived"] = list(data._derived)
     code = data._sex_female_code
     out["_sex_female_code"] = code.item() if hasattr(code, "item") else code
+    out["_time_unit"] = data._time_unit
     return out
 
 
@@ -78,4 +79,5 @@ def pkdata_from_dict(d: dict[str, Any]) -> PKData:
         _record_covariates=tuple(d["_record_covariates"]),
         _derived=tuple(d["_derived"]),
         _sex_female_code=d["_sex_female_code"],
+        _time_unit=d.get("_time_unit"),  # absent in fits saved before the unit was recorded
     )

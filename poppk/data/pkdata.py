@@ -94,6 +94,7 @@ class PKData:
     _record_covariates: tuple[str, ...] = ()
     _derived: tuple[str, ...] = ()
     _sex_female_code: Any = None
+    _time_unit: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_column_map", MappingProxyType(dict(self._column_map)))
@@ -117,8 +118,15 @@ class PKData:
 
     @property
     def sex_female_code(self) -> Any:
-        """The female sex code given to :func:`read_nonmem` (default for descriptors)."""
+        """The female sex code: given to :func:`read_nonmem`, or used by
+        :meth:`with_size_descriptors` (the default for later descriptors and
+        for virtual populations drawn from these data)."""
         return self._sex_female_code
+
+    @property
+    def time_unit(self) -> str | None:
+        """The unit of TIME given to :func:`read_nonmem` (``"h"``, ``"day"``, ...), or ``None``."""
+        return self._time_unit
 
     # ------------------------------------------------------------------ tables
 
@@ -190,7 +198,7 @@ class PKData:
             f"PKData(source={self._source!r}, subjects={self.n_subjects}, "
             f"dose_events={len(self._doses)}, observations={len(self._observations)}, "
             f"blq={int(self._observations['BLQ'].sum())}, excluded={len(self._excluded)}, "
-            f"covariates={list(self._covariates.columns)})"
+            f"covariates={list(self._covariates.columns)}, time_unit={self._time_unit!r})"
         )
 
     # ------------------------------------------------------------------ transforms
@@ -244,6 +252,9 @@ class PKData:
         Adds ``TBW`` (copy of the baseline weight), ``IBW``, ``AIBW``, ``LBW``,
         ``BSA`` and ``BMI`` to :attr:`covariates`, computed from the baseline
         weight, height and sex with :func:`poppk.bodysize.size_descriptors`.
+        Every record's weight, height (in ``height_unit``) and sex code is
+        checked with the same rules, not only the baseline.  The female code
+        used is kept as :attr:`sex_female_code`.
 
         Parameters
         ----------
@@ -264,8 +275,9 @@ class PKData:
         Raises
         ------
         DatasetError
-            If a column is missing (the message lists the available ones) or a
-            subject's value is invalid (the message names the subject).
+            If a column is missing (the message lists the available ones), a
+            subject's baseline value is invalid (the message names the
+            subject), or a later record's value is (the message names the row).
         """
         from poppk.bodysize import size_descriptors
 
@@ -292,6 +304,11 @@ class PKData:
             values = size_descriptors(inputs["weight"], inputs["height"], inputs["sex"], **options)
         except BodySizeError as err:
             raise self._subject_error(err, names, inputs) from err
+        from poppk.data.size_values import check_descriptor_inputs
+
+        inverse = {v: k for k, v in self._column_map.items()}
+        check_descriptor_inputs(self._records, names, inverse, height_unit=height_unit, female_code=code,
+                                baseline_sex=inputs["sex"])
         table = base.drop(columns=[c for c in SIZE_DESCRIPTORS if c in self._derived])
         clash = [c for c in SIZE_DESCRIPTORS if c in table.columns]
         if clash:
@@ -306,7 +323,7 @@ class PKData:
         for key in SIZE_DESCRIPTORS[1:]:
             table[key] = np.asarray(values[key], dtype=float)
         derived = tuple(dict.fromkeys((*self._derived, *SIZE_DESCRIPTORS)))
-        return dataclasses.replace(self, _covariates=table, _derived=derived)
+        return dataclasses.replace(self, _covariates=table, _derived=derived, _sex_female_code=code)
 
     def _resolve(self, name: str) -> str:
         """Find a covariate by name, alias or name as written in the file."""

@@ -6,9 +6,11 @@ The reader does three things, in order:
    DataFrame, keeping each value as written and each record's row and line.
 2. *Map* the column names (case-insensitive) to canonical NONMEM data items
    and covariate names: :data:`ALIASES`, overridden by ``columns=``.
-3. *Check and build*: the checks of :mod:`poppk.data.validate`, then the
-   records, dose events (ADDL expanded), observations, exclusions and
-   baseline covariates.
+3. *Check and build*: the checks of :mod:`poppk.data.validate`,
+   :mod:`poppk.data.observation_type` (DVID, observation CMT) and
+   :mod:`poppk.data.size_values` (weight and height on every record), then the
+   records and the tables of :mod:`poppk.data.tables` (dose events with ADDL
+   expanded, observations, exclusions) and the baseline covariates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ import numpy as np
 import pandas as pd
 
 from poppk.data import validate as v
-from poppk.data.pkdata import DOSE_COLUMNS, EXCLUDED_COLUMNS, PKData
+from poppk.data.observation_type import describe_excluded, dvid_keys, observation_cmt, select_analyte
+from poppk.data.pkdata import PKData
+from poppk.data.size_values import check_record_sizes
+from poppk.data.tables import excluded_table, expand_doses, observation_table
+from poppk.data.time_unit import VALID_TIME_UNITS, canonical_time_unit
 from poppk.errors import DatasetError, DataWarning
 
 __all__ = [
@@ -53,6 +59,7 @@ ALIASES: dict[str, str] = {
     "ALB": "ALB", "ALBUMIN": "ALB",
     "BLQ": "BLQ", "BLOQ": "BLQ", "CENS": "BLQ",
     "LLOQ": "LLOQ", "LOQ": "LLOQ", "LIMIT": "LLOQ",
+    "DVID": "DVID", "YTYPE": "DVID",
 }
 
 #: Columns kept in the records but not treated as covariates unless listed in
@@ -79,6 +86,8 @@ def read_nonmem(
     covariates: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     sex_female_code: float | str | None = None,
+    dvid: float | str | None = None,
+    time_unit: str | None = None,
 ) -> PKData:
     """Read and check a NONMEM-style population-PK dataset.
 
@@ -103,6 +112,16 @@ def read_nonmem(
     sex_female_code
         Code of the SEX column that means female, kept as the default for
         :meth:`PKData.with_size_descriptors` (needed for numeric codes).
+    dvid
+        With a DVID column whose observations hold several analytes (or
+        observation types): the DVID to fit.  Observations with another DVID
+        are left out and listed in :attr:`PKData.excluded` with the reason.
+    time_unit
+        The unit of TIME (and II, DUR): ``"h"``, ``"day"``, ``"min"`` or
+        ``"week"`` (or a spelling such as ``"hours"``, ``"d"``).  Recorded in
+        :attr:`PKData.time_unit`; a model without a time unit of its own is
+        fitted in it.  The file cannot say, so there is no default: a fit
+        needs the unit here or in ``ModelSpec(units={"time": ...})``.
 
     Returns
     -------
@@ -128,6 +147,28 @@ def read_nonmem(
     Missing items are derived as in NONMEM: EVID from AMT and MDV (AMT > 0:
     1, else MDV = 1: 2, else 0); MDV from EVID; CMT = 1; RATE, DUR, II, ADDL,
     SS = 0.  Missing values of RATE, DUR, II, ADDL, SS and BLQ read as 0.
+
+    *One analyte, observed in the central compartment.*  poppk fits one
+    concentration per observation, so observation-type columns are either
+    unambiguous or refused (:mod:`poppk.data.observation_type`):
+
+    - ``DVID`` (or ``YTYPE``): every observation record (EVID 0, MDV 0) must
+      have the same DVID (missing counts as a value of its own), unless
+      ``dvid=`` selects one.
+    - ``CMT`` on observation records: a whole number >= 0 or missing
+      (stored as 0, NONMEM's default observation compartment).  The fitted
+      observations may use CMT 1 (the central compartment of IV data, and
+      the common convention on oral data), CMT 2 (the central compartment
+      after a depot, as in NONMEM ADVAN2/4) or 0, and must not use both CMT 1
+      and CMT 2; CMT 3 and above (a peripheral compartment, another
+      analyte's) are refused.  An intravenous model further requires CMT 1
+      or 0 (CMT 2 would be its peripheral compartment).  On dose records CMT
+      must be a whole number >= 1.
+
+    *Body size on every record.*  Weight (``WT`` and its aliases) must lie in
+    0.3-400 kg and height (``HT``) be plausible in cm, m or inches on every
+    record where it is given, not only at baseline
+    (:mod:`poppk.data.size_values`).
     """
     table = _load(source)
     column_map = map_columns(list(table.frame.columns), columns=columns, drop=drop)
@@ -138,7 +179,8 @@ def read_nonmem(
         file_names={new: old for old, new in column_map.items()},
     )
     v.check_required_columns(list(ctx.raw.columns), list(table.frame.columns))
-    built = _build(ctx, _covariate_columns(ctx, covariates))
+    unit = _time_unit(time_unit)
+    built = _build(ctx, _covariate_columns(ctx, covariates), dvid)
     return PKData(
         _records=built.records,
         _doses=built.doses,
@@ -150,7 +192,18 @@ def read_nonmem(
         _column_map=column_map,
         _record_covariates=tuple(built.baseline.columns),
         _sex_female_code=sex_female_code,
+        _time_unit=unit,
     )
+
+
+def _time_unit(time_unit: str | None) -> str | None:
+    if time_unit is None:
+        return None
+    unit = canonical_time_unit(time_unit)
+    if unit is None:
+        raise DatasetError(f"time_unit={time_unit!r} is not a time unit", value=time_unit,
+                           valid=VALID_TIME_UNITS)
+    return unit
 
 
 def map_columns(
@@ -419,7 +472,7 @@ def _zero(values: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n) if values is None else np.nan_to_num(values, nan=0.0)
 
 
-def _build(ctx: v.RowContext, covariate_columns: list[str]) -> _Built:
+def _build(ctx: v.RowContext, covariate_columns: list[str], dvid: float | str | None) -> _Built:
     n = len(ctx.raw)
     num = {c: v.parse_numeric(ctx, c) for c in _NUMERIC_ITEMS if c in ctx.raw.columns}
     ids, id_missing = _parse_ids(ctx)
@@ -444,6 +497,9 @@ def _build(ctx: v.RowContext, covariate_columns: list[str]) -> _Built:
                              num.get("DUR", np.zeros(n)), ii, addl, ss, cmt)
 
     observed = (evid == 0) & (mdv == 0)
+    other_analyte = select_analyte(ctx, observed, dvid)
+    observed &= ~other_analyte
+    cmt = observation_cmt(ctx, evid, observed, cmt)
     if observed.any() and "DV" not in num:
         raise DatasetError("the dataset has observation records (EVID 0, MDV 0) but no DV column",
                            column="DV", valid="a DV column with the observed concentrations")
@@ -452,6 +508,7 @@ def _build(ctx: v.RowContext, covariate_columns: list[str]) -> _Built:
                                  num.get("LLOQ", np.full(n, np.nan)))
 
     covs, extras = _other_columns(ctx, codes, ids, covariate_columns)
+    check_record_sizes(ctx, covs)
 
     records = pd.DataFrame({
         "ROW": ctx.rows.astype(np.int64),
@@ -461,7 +518,7 @@ def _build(ctx: v.RowContext, covariate_columns: list[str]) -> _Built:
         "AMT": np.nan_to_num(amt, nan=0.0),
         "EVID": evid.astype(np.int64),
         "MDV": mdv.astype(np.int64),
-        "CMT": np.nan_to_num(cmt, nan=1.0).astype(np.int64),
+        "CMT": cmt.astype(np.int64),
         "RATE": resolved.rate,
         "DUR": resolved.dur,
         "II": ii,
@@ -476,9 +533,11 @@ def _build(ctx: v.RowContext, covariate_columns: list[str]) -> _Built:
     records = records[["ROW", "ID", "TIME", *CANONICAL[2:], "SEGMENT",
                        *[c for c in ctx.raw.columns if c not in CANONICAL]]]
 
-    doses, cancelled = _expand_doses(records, codes)
-    observations = _observations(records, observed, flags.dv, list(covs), codes)
-    excluded = _excluded(records, evid, mdv, cancelled)
+    doses, cancelled = expand_doses(records, codes)
+    observations = observation_table(records, observed, flags.dv, list(covs), codes)
+    left_out = np.flatnonzero(other_analyte)
+    reasons = describe_excluded(dvid_keys(ctx), left_out, dvid) if len(left_out) else []
+    excluded = excluded_table(records, evid, mdv, cancelled, dict(zip(left_out.tolist(), reasons)))
     baseline = _baseline(records, list(covs))
     return _Built(records, doses, observations, excluded, baseline)
 
@@ -537,105 +596,3 @@ def _baseline(records: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
     base = records.groupby("ID", sort=False)[covariates].first()
     base = base.reindex(pd.Index(subjects, name="ID"))
     return base
-
-
-# =========================================================================== tables
-
-
-def _observations(
-    records: pd.DataFrame, observed: np.ndarray, fit_dv: np.ndarray, covariates: list[str],
-    codes: np.ndarray,
-) -> pd.DataFrame:
-    filled = records[covariates].groupby(codes, sort=False).ffill()
-    filled = filled.groupby(codes, sort=False).bfill() if covariates else filled
-    obs = pd.DataFrame({
-        "ID": records["ID"],
-        "TIME": records["TIME"],
-        "DV": fit_dv,
-        "CMT": records["CMT"],
-        "BLQ": records["BLQ"].astype(bool),
-        "LLOQ": records["LLOQ"],
-        "SEGMENT": records["SEGMENT"],
-        "ROW": records["ROW"],
-    })
-    for name in covariates:
-        obs[name] = filled[name]
-    return obs.loc[observed].reset_index(drop=True)
-
-
-def _reset_limits(records: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
-    """For each segment ended by a reset: the time from which its ADDL doses are cancelled.
-
-    If the reset does not restart the clock, doses at or after the reset time
-    are cancelled; if it does, doses after the segment's last record are.
-    """
-    time = records["TIME"].to_numpy()
-    segment = records["SEGMENT"].to_numpy()
-    starts = np.flatnonzero(np.r_[False, (codes[1:] == codes[:-1]) & (segment[1:] != segment[:-1])])
-    restart = time[starts] < time[starts - 1]
-    return pd.DataFrame({
-        "_code": codes[starts],
-        "SEGMENT": segment[starts - 1],
-        "_limit": np.where(restart, time[starts - 1], time[starts]),
-        "_inclusive": restart,
-        "_reset_row": records["ROW"].to_numpy()[starts],
-    })
-
-
-def _expand_doses(records: pd.DataFrame, codes: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Dose events: each dose record plus its ADDL additional doses."""
-    is_dose = records["EVID"].isin((1, 4)).to_numpy()
-    src = records.loc[is_dose].reset_index(drop=True)
-    src_codes = codes[is_dose]
-    count = src["ADDL"].to_numpy() + 1
-    take = np.repeat(np.arange(len(src)), count)
-    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    ev = src.iloc[take].reset_index(drop=True)
-    ev["_code"] = src_codes[take]
-    ev["ADDL_INDEX"] = k.astype(np.int64)
-    ev["TIME"] = ev["TIME"].to_numpy() + k * ev["II"].to_numpy()
-    ev["SS"] = np.where(k == 0, ev["SS"], 0).astype(np.int64)
-    ev["EVID"] = np.where(k == 0, ev["EVID"], 1).astype(np.int64)
-    ev = ev.merge(_reset_limits(records, codes), on=["_code", "SEGMENT"], how="left")
-    limit = ev["_limit"].to_numpy(dtype=float)
-    inclusive = ev["_inclusive"].fillna(False).to_numpy(dtype=bool)
-    with np.errstate(invalid="ignore"):
-        cancel = (k > 0) & np.where(inclusive, ev["TIME"] > limit, ev["TIME"] >= limit)
-    cancelled = ev.loc[cancel]
-    kept = ev.loc[~cancel].sort_values(["_code", "SEGMENT", "TIME", "ROW", "ADDL_INDEX"],
-                                       kind="stable")
-    doses = kept[list(DOSE_COLUMNS)].reset_index(drop=True)
-    if len(cancelled):
-        warnings.warn(
-            f"{len(cancelled)} additional dose(s) (ADDL) fall after a reset (EVID 3/4) and "
-            "were cancelled; they are listed in PKData.excluded",
-            DataWarning,
-            stacklevel=4,
-        )
-    return doses, cancelled
-
-
-def _excluded(
-    records: pd.DataFrame, evid: np.ndarray, mdv: np.ndarray, cancelled: pd.DataFrame
-) -> pd.DataFrame:
-    reasons = np.full(len(records), "", dtype=object)
-    reasons[evid == 2] = "EVID 2 (other-type event): not used in the likelihood"
-    reasons[(evid == 0) & (mdv == 1)] = (
-        "EVID 0 with MDV 1: observation record excluded from the likelihood")
-    picked = records.loc[reasons != "", ["ROW", "ID", "TIME", "EVID"]].copy()
-    picked["REASON"] = reasons[reasons != ""]
-    extra = pd.DataFrame({
-        "ROW": cancelled["ROW"].to_numpy(dtype=np.int64),
-        "ID": cancelled["ID"].to_numpy(),
-        "TIME": cancelled["TIME"].to_numpy(dtype=float),
-        "EVID": np.ones(len(cancelled), dtype=np.int64),
-        "REASON": [
-            f"additional dose {k} of {a} (ADDL) cancelled by the reset at row {int(r)}"
-            for k, a, r in zip(cancelled["ADDL_INDEX"], cancelled["ADDL"], cancelled["_reset_row"])
-        ],
-    })
-    out = pd.concat([picked, extra], ignore_index=True) if len(extra) else picked
-    out = out.sort_values(["ROW", "TIME"], kind="stable").reset_index(drop=True)
-    out["EVID"] = out["EVID"].astype(np.int64)
-    return out[list(EXCLUDED_COLUMNS)]
-

@@ -42,6 +42,8 @@ class DataSummary:
         :meth:`PKData.covariate_summary` for the covariates of the source.
     descriptors
         The same for derived size descriptors (empty if none were added).
+    time_unit
+        :attr:`PKData.time_unit` (``None`` when not given).
     """
 
     source: str
@@ -56,6 +58,7 @@ class DataSummary:
     excluded: pd.DataFrame
     covariates: pd.DataFrame
     descriptors: pd.DataFrame
+    time_unit: str | None = None
 
     @property
     def n_excluded(self) -> int:
@@ -92,6 +95,7 @@ def summarize(data: PKData) -> DataSummary:
         excluded=data.excluded,
         covariates=table.loc[~derived].reset_index(drop=True),
         descriptors=table.loc[derived].reset_index(drop=True),
+        time_unit=data.time_unit,
     )
 
 
@@ -130,6 +134,8 @@ def format_summary(summary: DataSummary, *, max_excluded: int = 10) -> str:
     out = [
         f"file: {summary.source}",
         f"sha256: {summary.sha256 or '-'}",
+        f"time unit: {summary.time_unit}" if summary.time_unit else
+        "time unit: not given (the model's units={'time': ...} must say it; or read with time_unit=)",
         f"records: {summary.n_records}",
         f"subjects: {summary.n_subjects}",
         f"dose records: {summary.n_dose_records}",

@@ -345,7 +345,7 @@ def check_doses(
     """
     dose = np.isin(evid, (1, 4))
     _check_amounts(ctx, dose, amt)
-    _check_cmt(ctx, np.isin(evid, (0, 1, 4)), cmt)
+    _check_cmt(ctx, dose, cmt)  # observations: poppk.data.observation_type
     check_integer_codes(ctx, "SS", ss, (0, 1, 2),
                         "0 (no steady state), 1 (steady state, resets prior doses) or "
                         "2 (steady state added to prior doses)", applies=dose)
@@ -382,7 +382,7 @@ def _check_cmt(ctx: RowContext, applies: np.ndarray, cmt: np.ndarray) -> None:
     missing = applies & np.isnan(cmt)
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
-        raise ctx.error(i, "CMT", "CMT is missing on a dose or observation record", valid=valid)
+        raise ctx.error(i, "CMT", "CMT is missing on a dose record", valid=valid)
     with np.errstate(invalid="ignore"):
         bad = applies & ((cmt < 1) | (cmt != np.round(cmt)))
     if bad.any():

@@ -91,15 +91,24 @@ def test_size_descriptors_missing_column_lists_available(tmp_path):
     assert "WT, HX, SEX, AGE" in info.value.valid
 
 
-def test_size_descriptors_bad_value_names_subject(tmp_path):
+def test_implausible_weight_refused_when_read(tmp_path):
     path = tmp_path / "heavy.csv"
     path.write_text(TEXT.replace(",90,180,", ",900,180,"))
-    with pytest.raises(DatasetError, match="subject 2") as info:
-        read_nonmem(path).with_size_descriptors()
+    with pytest.raises(DatasetError, match=r"row 4 \(line 5\)") as info:
+        read_nonmem(path)
     assert info.value.column == "WEIGHT"
-    assert info.value.value == 900.0
+    assert info.value.value == "900"
     assert info.value.row == 4
     assert "0.3-400" in info.value.valid
+
+
+def test_size_descriptors_bad_value_names_subject(data):
+    with pytest.raises(DatasetError, match="subject 1") as info:
+        data.with_size_descriptors(height_unit="m")  # the heights are in cm
+    assert info.value.column == "HT"
+    assert info.value.value == 165.0
+    assert info.value.row == 1
+    assert "30-250 cm" in info.value.valid
 
 
 def test_subset(data):
