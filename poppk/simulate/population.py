@@ -529,7 +529,9 @@ def parse_population(text: str, source: Any = None, *, seed: int = 0, **options:
     ``resample:N`` (bootstrap the covariates of ``source``: a fit, PKData or
     DataFrame), ``sample:N`` or ``sample:N:F`` (parametric, female fraction
     F), or a path to a CSV covariate table (``table:PATH`` or just ``PATH``).
-    ``options`` go to the constructor (e.g. ``ibw_method="label"``).
+    ``options`` go to the constructor (e.g. ``ibw_method="label"``); a
+    table's numeric sex codes are read with the female code of ``source``'s
+    data (:attr:`PKData.sex_female_code`) unless ``female_code=`` is given.
 
     >>> len(parse_population("sample:50:1.0", seed=1))
     50
@@ -559,4 +561,6 @@ def parse_population(text: str, source: Any = None, *, seed: int = 0, **options:
         raise ConfigError(
             f"population {text!r}: no such file; use 'resample:N', 'sample:N[:female_fraction]' or a CSV path"
         ) from None
+    if options.get("female_code") is None:  # the fitted data's sex code ([data] female_code) holds here too
+        options = {**options, "female_code": getattr(getattr(source, "data", source), "sex_female_code", None)}
     return population_from_table(table, source=str(path), **options)
