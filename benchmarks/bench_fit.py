@@ -44,6 +44,7 @@ def benchmark_spec(parametrization: str | None = None):
         error="proportional",
         sigma={"prop": Prior.halfnormal(0.5)},
         truncate_at_zero=True,
+        units={"time": "h"},  # the benchmark's TIME is in hours (README)
         **extra,
     )
 

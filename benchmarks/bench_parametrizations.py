@@ -104,7 +104,7 @@ def study(name: str):
         )
         return spec, data
     df, _ = simulate_study(**sim)
-    return ModelSpec(**kw), read_nonmem(df)
+    return ModelSpec(**{"units": {"time": "h"}, **kw}), read_nonmem(df)  # simulate_study's TIME is in hours
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ def _data_check(args: argparse.Namespace) -> int:
     from poppk.data import format_summary, read_nonmem, summarize
 
     data = read_nonmem(args.file, columns=dict(args.map), drop=args.drop,
-                       sex_female_code=args.female_code)
+                       sex_female_code=args.female_code, dvid=args.dvid, time_unit=args.time_unit)
     if not args.no_descriptors and {"WT", "HT", "SEX"} <= set(data.covariate_names):
         try:
             data = data.with_size_descriptors()
@@ -72,7 +72,16 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
                        help="SEX code meaning female (needed for numeric codes)")
     check.add_argument("--no-descriptors", action="store_true",
                        help="do not derive IBW/AIBW/LBW/BSA/BMI from WT, HT and SEX")
+    _add_data_options(check)
     check.set_defaults(func=_data_check)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Options of read_nonmem shared by ``data check`` and ``fit``."""
+    p.add_argument("--time-unit", metavar="UNIT", default=None,
+                   help="unit of TIME: h, day, min or week (needed by fit unless the model's units say it)")
+    p.add_argument("--dvid", metavar="VALUE", default=None,
+                   help="with several analytes in a DVID column: fit the observations with this DVID")
 
 
 def _load_spec(path: str):
@@ -99,12 +108,16 @@ def _fit(args: argparse.Namespace) -> int:
     from poppk.data import read_nonmem
     from poppk.model import fit
 
-    data = read_nonmem(args.data, columns=dict(args.map), sex_female_code=args.female_code)
+    data = read_nonmem(args.data, columns=dict(args.map), sex_female_code=args.female_code, dvid=args.dvid,
+                       time_unit=args.time_unit)
     if {"WT", "HT", "SEX"} <= set(data.covariate_names):
         data = data.with_size_descriptors()
     spec = _load_spec(args.model)
     if args.size:
         spec = spec.with_size_covariate(args.size)
+    from poppk.model.time_unit import resolve_time_unit
+
+    spec = resolve_time_unit(spec, data)  # before anything is printed: no unit, no fit
     print(spec.describe())
     result = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                  progress=not args.quiet)
@@ -129,6 +142,7 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--map", metavar="OLD=NEW", type=_mapping, action="append", default=[])
     p.add_argument("--female-code", metavar="CODE", default=None)
+    _add_data_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_fit)
 

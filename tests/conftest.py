@@ -43,5 +43,6 @@ def small_fit(small_study):
     from poppk.model import ModelSpec, fit
 
     data, _ = small_study
-    spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), error="proportional")
+    spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), error="proportional",
+                     units={"time": "h"})
     return fit(spec, data, draws=300, tune=300, chains=2, seed=3, progress=False)

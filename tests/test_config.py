@@ -68,3 +68,24 @@ def test_cli_run_reports_config_errors(tmp_path, capsys):
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "error: fit.draws" in err and "Traceback" not in err
+
+
+def test_time_unit_is_required_once_and_consistent():
+    """No silent hours: the unit of TIME comes from [data] time_unit or [model] units (issue 15)."""
+    d, base = doc()
+    assert parse_config(d, base).get("data", "time_unit") == "day"
+    d["data"].pop("time_unit")
+    assert parse_config(d, base).sections["model"]["units"]["time"] == "day"  # the model's alone is enough
+    d["model"]["units"].pop("time")
+    with pytest.raises(ConfigError, match="the unit of TIME is not given") as err:
+        parse_config(d, base)
+    assert 'time_unit = "day"' in str(err.value)
+    d["data"]["time_unit"] = "day"
+    parse_config(d, base)  # the data's alone is enough too
+    d["model"]["units"]["time"] = "h"
+    with pytest.raises(ConfigError, match="differ"):
+        parse_config(d, base)
+    d["model"]["units"].pop("time")
+    d["data"]["time_unit"] = "fortnight"
+    with pytest.raises(ConfigError, match="data.time_unit = 'fortnight': not a time unit"):
+        parse_config(d, base)

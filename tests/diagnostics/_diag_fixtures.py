@@ -101,12 +101,13 @@ def spec_2cmt_wt() -> ModelSpec:
     return ModelSpec(
         structure="2cmt", typical={"CL": 2.0, "V1": 10.0, "Q": 4.0, "V2": 25.0},
         covariates=(CovariateEffect("CL", "WT", "power", reference=70.0),),
-        iiv=("CL", "V1"), error="proportional",
+        iiv=("CL", "V1"), error="proportional", units={"time": "h"},
     )
 
 
 def spec_1cmt() -> ModelSpec:
-    return ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 20.0}, iiv=("CL", "V1"), error="proportional")
+    return ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 20.0}, iiv=("CL", "V1"), error="proportional",
+                     units={"time": "h"})
 
 
 # ------------------------------------------------------------- oracle fits

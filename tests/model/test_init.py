@@ -11,7 +11,8 @@ from poppk.model import CovariateEffect, ModelSpec, build_design, laplace_init
 def test_laplace_init_recovers_typical_values_and_omegas():
     df, truth = simulate_study(n_subjects=60, seed=11)
     data = read_nonmem(df)
-    spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 5.0}, iiv=("CL", "V1"), error="proportional").resolved(data.covariates)
+    spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 5.0}, iiv=("CL", "V1"), error="proportional",
+                     units={"time": "h"}).resolved(data.covariates)
     init = laplace_init(spec, build_design(spec, data))
     assert np.exp(init.log_typical["CL"]) == pytest.approx(2.0, rel=0.12)
     assert np.exp(init.log_typical["V1"]) == pytest.approx(20.0, rel=0.12)
@@ -28,6 +29,7 @@ def test_laplace_init_estimates_a_weight_exponent():
     df, _ = simulate_study(n_subjects=80, seed=5, wt_exponent=0.75, omega={"CL": 0.1, "V1": 0.1})
     data = read_nonmem(df)
     spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 5.0}, iiv=("CL", "V1"), error="proportional",
+                     units={"time": "h"},
                      covariates=(CovariateEffect("CL", "WT", reference=70.0),)).resolved(data.covariates)
     init = laplace_init(spec, build_design(spec, data))
     assert init.betas["beta_CL_WT"] == pytest.approx(0.75, abs=0.25)
@@ -37,7 +39,7 @@ def test_parameters_without_iiv_are_estimated():
     df, _ = simulate_study(n_subjects=40, seed=2, structure="2cmt")
     data = read_nonmem(df)
     spec = ModelSpec(structure="2cmt", typical={"CL": 1.0, "V1": 10.0, "Q": 1.0, "V2": 20.0}, iiv=("CL", "V1"),
-                     error="proportional").resolved(data.covariates)
+                     error="proportional", units={"time": "h"}).resolved(data.covariates)
     init = laplace_init(spec, build_design(spec, data))
     assert np.exp(init.log_typical["CL"]) == pytest.approx(2.0, rel=0.2)
     assert np.exp(init.log_typical["Q"]) == pytest.approx(3.0, rel=0.5)

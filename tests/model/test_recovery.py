@@ -27,7 +27,7 @@ def test_90pct_intervals_cover_the_truth_across_seeds():
         data = read_nonmem(df)
         # the simulation scales V1 with WT^1: the model says so (fixed exponent), so it is well specified
         spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), error="proportional",
-                         covariates=(CovariateEffect("CL", "WT", reference=70.0),
+                         units={"time": "h"}, covariates=(CovariateEffect("CL", "WT", reference=70.0),
                                      CovariateEffect("V1", "WT", reference=70.0, prior=Prior.fixed(1.0))))
         f = fit(spec, data, draws=500, tune=500, chains=4, seed=seed, progress=False, log_likelihood=False,
                 warn=False)

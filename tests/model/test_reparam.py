@@ -125,7 +125,7 @@ def _models(variant):
     kw["covariates"] = tuple(_covariate(c) for c in kw.get("covariates", ()))
     if "omega" in kw:
         kw["omega"] = {p: _prior(v) for p, v in kw["omega"].items()}
-    spec = ModelSpec(**kw).resolved(data.covariates)
+    spec = ModelSpec(**{"units": {"time": "h"}, **kw}).resolved(data.covariates)
     design = build_design(spec, data)
     init = laplace_init(spec, design)
     models = {

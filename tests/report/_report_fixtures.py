@@ -76,7 +76,8 @@ def spec_with_covariates() -> ModelSpec:
 
 def spec_plain() -> ModelSpec:
     """1-cmt model without covariates, IIV on CL only, proportional error."""
-    return ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 20.0}, iiv=("CL",), error="proportional")
+    return ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 20.0}, iiv=("CL",), error="proportional",
+                     units={"time": "h"})
 
 
 @functools.lru_cache(maxsize=None)
