@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from poppk.diagnostics._common import DiagnosticsError, observation_frame, time_after_dose
 from poppk.diagnostics.gof import gof_table, individual_fit_table, iwres
-from poppk.diagnostics.loo import compare, loo, loo_pointwise, pareto_k_summary
+from poppk.diagnostics.loo import compare, integrated_loglik, loo, loo_pointwise, pareto_k_summary
+from poppk.diagnostics.loo_integrated import EtaProposal, IntegratedLoglik, integrate_subjects
+from poppk.diagnostics.loo_refit import exact_subject_elpd, loo_refit
 from poppk.diagnostics.npde import npde_from_simulations, npde_table, npde_tests
 from poppk.diagnostics.random_effects import eta_covariate_table, eta_distribution_table, eta_table
 from poppk.diagnostics.report import write_checks
@@ -46,5 +48,11 @@ __all__ = [
     "loo_pointwise",
     "pareto_k_summary",
     "compare",
+    "integrated_loglik",
+    "integrate_subjects",
+    "EtaProposal",
+    "IntegratedLoglik",
+    "loo_refit",
+    "exact_subject_elpd",
     "write_checks",
 ]

@@ -30,19 +30,31 @@ only has to reweight the population parameters, which one subject moves
 little, and the Pareto k values are usually small.  It is the leave-one-
 subject-out predictive density of a *new* subject's profile — the quantity
 to compare size descriptors by.  Costs ``n_eta`` predictions per draw.
+The integration itself lives in :mod:`poppk.diagnostics.loo_integrated`;
+its Monte-Carlo error is propagated through PSIS to every subject's elpd
+and to the total (``mcse_integration`` in the result and in
+:func:`compare`).
+
+Subjects whose Pareto k stays high are not ignored: :func:`compare` with
+``refit_high_k=True`` (or :func:`~poppk.diagnostics.loo_refit.loo_refit`)
+replaces their PSIS value by an exact leave-one-subject-out refit before
+the totals and the stacking weights are computed.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from poppk.diagnostics._common import DiagnosticsError
+from poppk.diagnostics.loo_integrated import integrate_subjects
 
-__all__ = ["loo", "loo_pointwise", "pareto_k_summary", "compare", "integrated_loglik"]
+__all__ = ["loo", "loo_pointwise", "pareto_k_summary", "compare", "integrated_loglik", "relative_efficiency",
+           "with_fields"]
 
 _VAR = {"subject": "y_subject", "observation": "y"}
 
@@ -77,7 +89,9 @@ def _loglik_idata(fit: Any, by: str) -> Any:
 def integrated_loglik(fit: Any, *, n_eta: int = 100, max_draws: int | None = 1000, seed: int = 0) -> Any:
     """Per-subject log-likelihood with the random effects integrated out, per draw.
 
-    ``log p(y_i | φ_s)`` (see module notes) as a DataArray with dims
+    ``log p(y_i | φ_s)`` (see module notes and
+    :func:`~poppk.diagnostics.loo_integrated.integrate_subjects`, which also
+    integrates subjects that are not in the fit) as a DataArray with dims
     ``chain, draw, id`` (chains thinned evenly to at most ``max_draws``
     draws in total).
 
@@ -92,89 +106,27 @@ def integrated_loglik(fit: Any, *, n_eta: int = 100, max_draws: int | None = 100
     seed
         Seed of the η draws.
     """
-    import xarray as xr
-    from scipy.special import logsumexp
+    return integrate_subjects(fit, n_eta=n_eta, max_draws=max_draws, seed=seed).loglik
 
-    from poppk.diagnostics.shrinkage import omega_point_estimates
-    from poppk.diagnostics.simulate import _omega_draws
-    from poppk.model.likelihood import observation_loglik
-    from poppk.model.predict import predict_draws
 
-    spec, d = fit.spec, fit.design
-    if not spec.iiv:
-        raise DiagnosticsError("method='integrated' needs random effects; the model has none (use method='psis')")
-    post = fit.idata.posterior
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
-    thin = 1 if max_draws is None else max(1, int(np.ceil(nc * nd / max_draws)))
-    keep = np.arange(0, nd, thin)
-    idx = (np.arange(nc)[:, None] * nd + keep[None, :]).ravel()  # flat indices, chain-major
-    s_n, n_sub, k = idx.size, d.n_subjects, len(spec.iiv)
-    m = int(n_eta)
-    rng = np.random.default_rng(seed)
+def relative_efficiency(posterior: Any) -> float:
+    """ESS / draws averaged over every posterior variable, as :func:`arviz.loo` computes it."""
+    import arviz as az
 
-    # proposal per subject: defensive mixture around the posterior of η_i
-    eta_post = fit.eta().transpose("chain", "draw", "id", "iiv").values.reshape(nc * nd, n_sub, k)
-    mu = eta_post.mean(axis=0)  # (N, k)
-    dev = eta_post - mu[None]
-    cov = np.einsum("sni,snj->nij", dev, dev) / max(nc * nd - 1, 1)  # (N, k, k)
-    omega_hat = np.array([omega_point_estimates(fit)[p] for p in spec.iiv])
-    cov_prop = 1.5**2 * cov + 1e-8 * np.eye(k)[None]
-    chol_prop = np.linalg.cholesky(cov_prop)
-    z = rng.standard_normal((m, n_sub, k))
-    from_post = rng.uniform(size=(m, n_sub)) < 0.9
-    eta = np.where(from_post[..., None], mu[None] + np.einsum("nij,mnj->mni", chol_prop, z),
-                   z * omega_hat[None, None, :])  # (M, N, k)
+    n_chains = posterior.sizes["chain"]
+    if n_chains == 1:
+        return 1.0
+    ess = az.ess(posterior, method="mean")
+    n = n_chains * posterior.sizes["draw"]
+    return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / n)
 
-    def mvn_logpdf(x: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
-        # x (..., k), mean broadcastable, chol (..., k, k) lower
-        diff = x - mean
-        sol = np.linalg.solve(chol, diff[..., None])[..., 0]
-        logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        return -0.5 * (sol**2).sum(-1) - logdet - 0.5 * k * np.log(2 * np.pi)
 
-    log_q = np.logaddexp(
-        np.log(0.9) + mvn_logpdf(eta, mu[None], chol_prop[None]),
-        np.log(0.1) + (-0.5 * (eta / omega_hat) ** 2 - np.log(omega_hat) - 0.5 * np.log(2 * np.pi)).sum(-1),
-    )  # (M, N)
+def with_fields(res: Any, **fields: Any) -> Any:
+    """A copy of an ArviZ ``ELPDData`` with extra (or replaced) entries, ArviZ's own entries first."""
+    from arviz.stats.stats_utils import ELPDData
 
-    # prior density of each η under each draw's Ω
-    omega, corr = _omega_draws(fit, idx)  # (S, k), (S, k, k) | None
-    if corr is None:
-        log_prior = (-0.5 * (eta[None] / omega[:, None, None, :]) ** 2 - np.log(omega[:, None, None, :])
-                     - 0.5 * np.log(2 * np.pi)).sum(-1)  # (S, M, N)
-    else:
-        cov_s = corr * omega[:, :, None] * omega[:, None, :] + 1e-12 * np.eye(k)[None]
-        chol_s = np.linalg.cholesky(cov_s)
-        log_prior = mvn_logpdf(eta[None], 0.0, chol_s[:, None, None])
-
-    typ = fit.individual_parameters(typical=True)
-    params = {}
-    for p in spec.parameters:
-        base = typ[p].values.reshape(nc * nd, n_sub)[idx]  # (S, N)
-        if p in spec.iiv:
-            val = base[:, None, :] * np.exp(eta[None, :, :, spec.iiv.index(p)])
-        else:
-            val = np.broadcast_to(base[:, None, :], (s_n, m, n_sub))
-        params[p] = val.reshape(s_n * m, n_sub)
-    sig = {kk: v[idx] for kk, v in fit.sigma_draws().items()}
-    onehot = np.zeros((d.n_obs, n_sub))
-    onehot[np.arange(d.n_obs), d.obs_subject] = 1.0
-
-    def per_subject(pred: np.ndarray, sl: slice) -> np.ndarray:
-        rows = np.arange(sl.start, sl.stop) // m
-        ll = observation_loglik(
-            d.dv[None, :], pred, {kk: v[rows][:, None] for kk, v in sig.items()}, spec.error,
-            blq=d.blq[None, :] if d.has_blq else None, lloq=d.lloq[None, :],
-            truncate_at_zero=spec.truncate_at_zero,
-        )
-        return ll @ onehot
-
-    ll_cond = predict_draws(spec, d, params, transform=per_subject).reshape(s_n, m, n_sub)
-    log_w = ll_cond + log_prior - log_q[None]
-    out = logsumexp(log_w, axis=1) - np.log(m)  # (S, N)
-    return xr.DataArray(out.reshape(nc, keep.size, n_sub), dims=("chain", "draw", "id"),
-                        coords={"chain": post.chain.values, "draw": post.draw.values[keep],
-                                "id": [str(x) for x in d.subject_ids]}, name="y_subject")
+    keys = list(res.index) + [k for k in fields if k not in res.index]
+    return ELPDData(data=[fields.get(k, res[k] if k in res.index else None) for k in keys], index=keys)
 
 
 def loo(
@@ -212,7 +164,13 @@ def loo(
     Returns
     -------
     arviz ELPDData
-        ``elpd_loo``, ``se``, ``p_loo``, pointwise ``loo_i`` and ``pareto_k``.
+        ``elpd_loo``, ``se``, ``p_loo``, pointwise ``loo_i`` and ``pareto_k``
+        as :func:`arviz.loo` gives them.  With ``method="integrated"`` also
+        ``mcse_integration`` (MC standard error of ``elpd_loo`` from the η
+        integration; compare it with ``se``, and raise ``n_eta`` if it is
+        not small), ``mcse_integration_i`` (per subject), ``integration_k``
+        (Pareto k of the η weights per subject; above 0.7 the MC SE itself
+        is unreliable) and ``integration`` (the settings).
     """
     import arviz as az
 
@@ -220,19 +178,36 @@ def loo(
         method = "integrated" if by == "subject" else "psis"
     if method not in ("psis", "integrated"):
         raise DiagnosticsError(f"method={method!r}: use 'psis' or 'integrated'")
+    integ = None
     if method == "integrated":
         if by != "subject":
             raise DiagnosticsError("method='integrated' applies to by='subject' only")
-        ll = integrated_loglik(fit, n_eta=n_eta, max_draws=max_draws, seed=seed)
+        integ = integrate_subjects(fit, n_eta=n_eta, max_draws=max_draws, seed=seed)
+        ll = integ.loglik
         post = fit.idata.posterior.sel(draw=ll.draw.values)
         idata = az.InferenceData(posterior=post, log_likelihood=ll.to_dataset())
     else:
         idata = _loglik_idata(fit, by)
+    reff = relative_efficiency(idata.posterior)
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", UserWarning)
-        res = az.loo(idata, pointwise=True, var_name=_VAR[by])
-    return res
+        res = az.loo(idata, pointwise=True, var_name=_VAR[by], reff=reff)
+    if integ is None:
+        return res
+    # MC error of the η integration, propagated through PSIS (module notes of loo_integrated)
+    ll_flat = integ.loglik.values.reshape(-1, integ.loglik.sizes["id"])  # (S, N), chain-major
+    log_a, _ = az.psislw(-ll_flat.T, reff)  # normalised smoothed LOO log weights, (N, S)
+    mcse_i = integ.mcse(log_a.T)
+    ids = integ.loglik.id.values
+    return with_fields(
+        res,
+        mcse_integration=float(np.sqrt((mcse_i**2).sum())),
+        mcse_integration_i=xr.DataArray(mcse_i, dims=("id",), coords={"id": ids}, name="mcse_integration_i"),
+        integration_k=xr.DataArray(integ.weight_k(log_a.T), dims=("id",), coords={"id": ids},
+                                   name="integration_k"),
+        integration={"n_eta": int(n_eta), "max_draws": max_draws, "seed": int(seed)},
+    )
 
 
 def loo_pointwise(fit_or_loo: Any, by: str = "subject") -> pd.DataFrame:
@@ -279,6 +254,10 @@ def compare(
     *,
     method: str = "stacking",
     loo_method: str | None = None,
+    refit_high_k: bool = False,
+    k_threshold: float = 0.7,
+    max_refits: int | None = None,
+    fit_fn: Callable[..., Any] | None = None,
     **loo_kwargs: Any,
 ) -> pd.DataFrame:
     """Rank fits of the same data by PSIS-LOO (:func:`arviz.compare`).
@@ -296,14 +275,25 @@ def compare(
     loo_method
         ``"psis"`` or ``"integrated"`` (see :func:`loo`); extra keyword
         arguments go to :func:`loo`.
+    refit_high_k
+        Replace the PSIS-LOO of every subject with Pareto k above
+        ``k_threshold`` (worst first, at most ``max_refits`` per model) by an
+        exact leave-one-subject-out refit (:func:`~poppk.diagnostics.loo_refit`),
+        before the totals, SEs and weights are computed.  ``by="subject"`` only.
+    k_threshold, max_refits, fit_fn
+        See :func:`~poppk.diagnostics.loo_refit`.
 
     Returns
     -------
     pandas.DataFrame
         Index: model name, best first.  Columns: ``rank``, ``elpd`` (ELPD-LOO),
-        ``se``, ``d_elpd`` (difference to the best), ``dse`` (SE of the
-        difference), ``weight``, ``p_loo``, ``warning`` (ArviZ flagged high
-        Pareto k), ``n_k_gt_0.7`` (units with Pareto k > 0.7), ``n_units``.
+        ``se``, ``mcse_integration`` (MC standard error of ``elpd`` from the η
+        integration; 0 without one), ``d_elpd`` (difference to the best),
+        ``dse`` (SE of the difference), ``weight``, ``p_loo``, ``warning``
+        (ArviZ flagged high Pareto k left after refits), ``n_k_gt_0.7``
+        (units with Pareto k > 0.7 before any refit), ``n_refit`` (subjects
+        replaced by exact refits), ``n_k_unhandled`` (units above
+        ``k_threshold`` still estimated by PSIS), ``n_units``.
 
     Examples
     --------
@@ -324,7 +314,15 @@ def compare(
                 f"({d.n_subjects} subjects/{d.n_obs} obs vs {ref.n_subjects}/{ref.n_obs}); "
                 "LOO comparisons need identical data (same BLQ handling, same records)"
             )
+    if refit_high_k and by != "subject":
+        raise DiagnosticsError("refit_high_k=True refits without one subject: use by='subject'")
     res = {n: loo(fits[n], by, method=loo_method, **loo_kwargs) for n in names}
+    before = {n: int((np.asarray(r.pareto_k) > 0.7).sum()) for n, r in res.items()}
+    if refit_high_k:
+        from poppk.diagnostics.loo_refit import loo_refit
+
+        res = {n: loo_refit(fits[n], res[n], k_threshold=k_threshold, max_refits=max_refits, fit_fn=fit_fn)
+               for n in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # high-k UserWarning (reported in the table), pandas deprecations
         cmp = az.compare(res, ic="loo", method=method)
@@ -333,6 +331,7 @@ def compare(
             "rank": cmp["rank"].astype(int),
             "elpd": cmp["elpd_loo"].astype(float),
             "se": cmp["se"].astype(float),
+            "mcse_integration": [float(res[n].get("mcse_integration", 0.0)) for n in cmp.index],
             "d_elpd": cmp["elpd_diff"].astype(float),
             "dse": cmp["dse"].astype(float),
             "weight": cmp["weight"].astype(float),
@@ -341,9 +340,14 @@ def compare(
         },
         index=cmp.index,
     )
-    out["n_k_gt_0.7"] = [int((np.asarray(res[n].pareto_k) > 0.7).sum()) for n in out.index]
+    out["n_k_gt_0.7"] = [before[n] for n in out.index]
+    out["n_refit"] = [int(res[n].get("n_refit", 0)) for n in out.index]
+    out["n_k_unhandled"] = [int(res[n]["n_k_unhandled"]) if "n_k_unhandled" in res[n].index
+                            else int((np.asarray(res[n].pareto_k) > k_threshold).sum()) for n in out.index]
     out["n_units"] = [int(res[n]["n_data_points"]) for n in out.index]
     out.index.name = "model"
     out.attrs["by"] = by
     out.attrs["loo_method"] = loo_method or ("integrated" if by == "subject" else "psis")
+    out.attrs["k_threshold"] = float(k_threshold)
+    out.attrs["refits"] = {n: res[n]["refits"] for n in out.index if "refits" in res[n].index}
     return out

@@ -77,8 +77,10 @@ def test_compare_ranks_true_model_first(tmp_path):
     for kw in ({}, {"loo_method": "integrated", "n_eta": 50}):
         tab = compare({"1-cmt, no WT": bad, "2-cmt, WT on CL": good}, **kw)
         assert list(tab.index) == ["2-cmt, WT on CL", "1-cmt, no WT"]
-        assert list(tab.columns) == ["rank", "elpd", "se", "d_elpd", "dse", "weight", "p_loo", "warning",
-                                     "n_k_gt_0.7", "n_units"]
+        assert list(tab.columns) == ["rank", "elpd", "se", "mcse_integration", "d_elpd", "dse", "weight", "p_loo",
+                                     "warning", "n_k_gt_0.7", "n_refit", "n_k_unhandled", "n_units"]
+        assert (tab["n_refit"] == 0).all()
+        assert (tab["mcse_integration"] > 0).all() and (tab["mcse_integration"] < tab["se"]).all()
         assert tab["d_elpd"].iloc[0] == 0
         assert tab["d_elpd"].iloc[1] > 4 * tab["dse"].iloc[1]  # decisively worse
         assert tab["weight"].iloc[0] > 0.95
@@ -88,6 +90,7 @@ def test_compare_ranks_true_model_first(tmp_path):
     fig.savefig(tmp_path / "compare.png")
     fig = plot_pareto_k(loo_pointwise(loo(good, "subject")))
     fig.savefig(tmp_path / "k.png")
+    assert (compare({"a": bad, "b": good}, loo_method="psis")["mcse_integration"] == 0).all()
     with pytest.raises(DiagnosticsError, match="at least two"):
         compare({"a": good})
 
