@@ -58,6 +58,8 @@ def _prior_rv(pm: Any, name: str, prior: Prior, **kw: Any) -> Any:
         return pm.Exponential(name, scale=p["scale"], **kw)
     if f == "lognormal":
         return pm.LogNormal(name, mu=np.log(p["median"]), sigma=p["sigma"], **kw)
+    if f == "beta":
+        return pm.Beta(name, alpha=p["alpha"], beta=p["beta"], **kw)
     raise ModelSpecError(f"{name}: prior family {f!r} cannot be used here")
 
 
@@ -129,11 +131,11 @@ def build_model(
                 log_tv[p] = pm.Normal(f"log_{p}", mu=np.log(prior["median"]), sigma=prior["sigma"])
             pm.Deterministic(p, pt.exp(log_tv[p]))
         betas: dict[str, Any] = {}
-        for c in spec.covariates:
-            if c.prior.is_fixed:  # type: ignore[union-attr]
-                betas[c.name] = pt.as_tensor_variable(c.prior["value"])  # type: ignore[index]
+        for name, prior in spec.coefficients:
+            if prior.is_fixed:
+                betas[name] = pt.as_tensor_variable(prior["value"])
             else:
-                betas[c.name] = _prior_rv(pm, c.name, c.prior)  # type: ignore[arg-type]
+                betas[name] = _prior_rv(pm, name, prior)
         covs = {name: pt.as_tensor_variable(v) for name, v in design.covariates.items()}
         # typical log parameters of every subject (covariates, no eta)
         typical = log_individual_parameters(spec, log_tv, betas, covs, None)

@@ -11,7 +11,10 @@ Compartment conventions (NONMEM ADVAN-like): without absorption every dose
 goes into the central compartment (CMT 1); with first-order absorption doses
 into CMT 1 go into the depot (oral) and doses into any other CMT are IV into
 the central compartment.  Predictions are central-compartment concentrations
-(amount/volume) whatever the observation's CMT.
+(amount/volume); observations must be recorded there (CMT 1 or 0 without a
+depot; CMT 1, 2 or 0 with one), see :mod:`poppk.data.observation_type`.  The
+model's time unit must come from the spec or the data
+(:func:`poppk.model.time_unit.resolve_time_unit`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from poppk.data.observation_type import check_central_compartment
 from poppk.errors import ModelSpecError
-from poppk.model.parameters import covariate_columns
+from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
+from poppk.model.time_unit import resolve_time_unit
 from poppk.pk import padded_dose_matrix
 from poppk.pk.recursion import recursion_plan
 
@@ -102,6 +107,8 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
     -------
     ModelDesign
     """
+    resolve_time_unit(spec, data)  # no model without a time unit: refuse before any work
+    check_central_compartment(data, depot=spec.absorption is not None)
     subjects = np.asarray(data.subjects)
     index = {sid: i for i, sid in enumerate(subjects.tolist())}
     obs = data.observations
@@ -161,6 +168,17 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
         if not np.all(np.isfinite(values)):
             bad = subjects[~np.isfinite(values)][0]
             raise ModelSpecError(f"covariate for {name} is missing or not numeric for subject {bad!r}")
+    for c in spec.covariates:
+        if c.form != "adjusted":
+            continue
+        for col, values in ((c.covariate, covs[c.name]), (c.base, covs[base_key(c)])):
+            if np.any(values <= 0):
+                bad = subjects[values <= 0][0]
+                raise ModelSpecError(
+                    f"adjusted size model: column {col!r} is {values[values <= 0][0]:g} for subject {bad!r}; "
+                    f"{c.base} + f·({c.covariate} − {c.base}) needs both sizes > 0 (check the IBW formula for "
+                    "very short subjects, or use another size model)"
+                )
     lloq = obs["LLOQ"].to_numpy(dtype=float)
     lloq = np.where(np.isfinite(lloq), lloq, 0.0)
     return ModelDesign(

@@ -31,6 +31,7 @@ from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import log_individual_parameters
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
+from poppk.model.time_unit import resolve_time_unit
 
 __all__ = ["Fit", "fit", "load_fit", "population_variables"]
 
@@ -38,7 +39,7 @@ __all__ = ["Fit", "fit", "load_fit", "population_variables"]
 def population_variables(spec: ModelSpec) -> list[str]:
     """Names of the population-level posterior variables of a spec."""
     names = [p for p, prior in spec.typical if not prior.is_fixed]
-    names += [c.name for c in spec.covariates if not c.prior.is_fixed]  # type: ignore[union-attr]
+    names += [name for name, prior in spec.coefficients if not prior.is_fixed]
     names += [f"omega_{p}" for p, prior in spec.omega if not prior.is_fixed]
     given = dict(spec.sigma)
     names += [f"sigma_{k}" for k in spec.sigma_names if not (k in given and given[k].is_fixed)]
@@ -147,8 +148,8 @@ class Fit:
         for p, prior in self.spec.typical:
             log_tv[p] = (np.log(post[p].values.reshape(n)) if not prior.is_fixed else np.full(n, np.log(prior["value"])))[:, None]
         betas = {}
-        for c in self.spec.covariates:
-            betas[c.name] = (post[c.name].values.reshape(n) if not c.prior.is_fixed else np.full(n, c.prior["value"]))[:, None]  # type: ignore[index,union-attr]
+        for name, prior in self.spec.coefficients:
+            betas[name] = (post[name].values.reshape(n) if not prior.is_fixed else np.full(n, prior["value"]))[:, None]
         theta = post["theta"].transpose("chain", "draw", "id", "iiv").values.reshape(n, -1, len(self.spec.iiv)) if self.spec.iiv else None
         return log_tv, betas, theta, (nc, nd)
 
@@ -338,7 +339,7 @@ def fit(
         low_rank = _default_low_rank(spec)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    spec = spec.resolved(data.covariates)
+    spec = resolve_time_unit(spec.resolved(data.covariates), data)  # the fit records the unit
     design = build_design(spec, data)
     init = laplace_init(spec, design)
     timings["init_s"] = time.perf_counter() - t0

@@ -39,9 +39,9 @@ from scipy import optimize
 
 from poppk.model.design import ModelDesign
 from poppk.model.likelihood import observation_loglik
-from poppk.model.parameters import covariate_log_effect, log_individual_parameters
+from poppk.model.parameters import base_key, covariate_log_effect, log_individual_parameters
 from poppk.model.predict import predict_design
-from poppk.model.spec import ModelSpec
+from poppk.model.spec import SIZE_FRACTION, ModelSpec
 
 __all__ = ["LaplaceInit", "laplace_init"]
 
@@ -226,27 +226,56 @@ def _conditional_modes(spec, design, log_tv, betas, eta, sigma, omega, iters=8):
     return eta, H
 
 
+def _log_effect(c, beta, design: ModelDesign, betas) -> np.ndarray:
+    if c.form == "adjusted":
+        return covariate_log_effect(
+            c, beta, design.covariates[c.name], base=design.covariates[base_key(c)], fraction=betas[SIZE_FRACTION]
+        )
+    return covariate_log_effect(c, beta, design.covariates[c.name])
+
+
 def _update_population(spec, design, log_tv, betas, eta):
-    """Least-squares update of typical values and covariate coefficients (IIV parameters)."""
+    """Least-squares update of typical values and covariate coefficients (IIV parameters).
+
+    With an adjusted size model the fraction ``f`` is profiled on a grid: the
+    regression is linear in the coefficients given ``f``, and the ``f`` whose
+    residual log variances sum lowest is kept.
+    """
+    prior = spec.size_fraction
+    if prior is None or prior.is_fixed or not any(c.form == "adjusted" and c.parameter in spec.iiv for c in spec.covariates):
+        return _regress_population(spec, design, log_tv, betas, eta)[:3]
+    best = None
+    # an interior grid: the sampler starts from this value on the logit scale
+    for f in np.unique(np.r_[0.02, np.linspace(0.1, 0.9, 9), 0.98, betas[SIZE_FRACTION]]):
+        trial = dict(betas)
+        trial[SIZE_FRACTION] = float(f)
+        out = _regress_population(spec, design, log_tv, trial, eta.copy())
+        if best is None or out[3] < best[3]:
+            best = out
+    return best[:3]  # type: ignore[index]
+
+
+def _regress_population(spec, design, log_tv, betas, eta):
     log_tv = dict(log_tv)
     betas = dict(betas)
     typ = spec.typical_priors
+    score = 0.0
     for j, p in enumerate(spec.iiv):
         effects = [
             c for c in spec.covariates_on(p)
-            if c.form in ("power", "exponential", "categorical") and not c.prior.is_fixed
+            if c.form in ("power", "exponential", "categorical", "adjusted") and not c.prior.is_fixed
         ]
         fixed_tv = typ[p].is_fixed
         # y = log θ_i without the estimated terms
         y = log_tv[p] + eta[:, j]
         for c in effects:
-            y = y + covariate_log_effect(c, betas[c.name], design.covariates[c.name])
+            y = y + _log_effect(c, betas[c.name], design, betas)
         cols, names = [], []
         if not fixed_tv:
             cols.append(np.ones(design.n_subjects))
             names.append(None)
         for c in effects:
-            cols.append(covariate_log_effect(c, 1.0, design.covariates[c.name]))
+            cols.append(_log_effect(c, 1.0, design, betas))
             names.append(c.name)
         if not cols:
             continue
@@ -261,7 +290,8 @@ def _update_population(spec, design, log_tv, betas, eta):
                 betas[name] = float(value)
         base = 0.0 if not fixed_tv else log_tv[p]
         eta[:, j] = y - base - fitted
-    return log_tv, betas, eta
+        score += float(np.log(np.mean(eta[:, j] ** 2) + 1e-12))
+    return log_tv, betas, eta, score
 
 
 def _update_fixed_effects(spec, design, log_tv, betas, eta, sigma):
@@ -314,7 +344,7 @@ def laplace_init(spec: ModelSpec, design: ModelDesign, *, max_iter: int = 30, to
     """
     typ = spec.typical_priors
     log_tv = {p: float(np.log(typ[p].point())) for p in spec.parameters}
-    betas = {c.name: float(c.prior.point()) for c in spec.covariates}  # type: ignore[union-attr]
+    betas = {name: float(prior.point()) for name, prior in spec.coefficients}
     omega_priors = spec.omega_priors
     omega = {p: (omega_priors[p]["value"] if omega_priors[p].is_fixed else 0.5) for p in spec.iiv}
     sigma = _initial_sigma(spec, design)

@@ -11,9 +11,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from poppk.model.spec import CovariateEffect, ModelSpec
+from poppk.model.spec import SIZE_FRACTION, CovariateEffect, ModelSpec
 
-__all__ = ["covariate_log_effect", "log_individual_parameters", "covariate_columns"]
+__all__ = ["covariate_log_effect", "log_individual_parameters", "covariate_columns", "base_key"]
+
+
+def base_key(effect: CovariateEffect) -> str:
+    """Key of an adjusted effect's lower-size column in :func:`covariate_columns`."""
+    return f"{effect.name}:base"
 
 
 def covariate_columns(spec: ModelSpec, covariates: Any) -> dict[str, np.ndarray]:
@@ -31,7 +36,8 @@ def covariate_columns(spec: ModelSpec, covariates: Any) -> dict[str, np.ndarray]
     -------
     dict
         ``{effect.name: array}``: for continuous forms the covariate values,
-        for categorical forms a 0/1 indicator of ``level``.
+        for categorical forms a 0/1 indicator of ``level``; an adjusted size
+        effect adds its lower size (IBW) under :func:`base_key`.
     """
     out: dict[str, np.ndarray] = {}
     for c in spec.covariates:
@@ -41,6 +47,8 @@ def covariate_columns(spec: ModelSpec, covariates: Any) -> dict[str, np.ndarray]
             out[c.name] = _indicator(values, c.level)
         else:
             out[c.name] = values.astype(np.float64)
+        if c.form == "adjusted":
+            out[base_key(c)] = np.asarray(covariates[c.base], dtype=np.float64)
     return out
 
 
@@ -53,7 +61,7 @@ def _indicator(values: np.ndarray, level: Any) -> np.ndarray:
         return np.array([str(v).strip().upper() == str(level).strip().upper() for v in values], dtype=np.float64)
 
 
-def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any) -> Any:
+def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any, *, base: Any = None, fraction: Any = None) -> Any:
     """``log f(cov)`` of one covariate effect (NumPy or PyTensor).
 
     Parameters
@@ -64,8 +72,15 @@ def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any) -> Any:
         The coefficient (scalar, or array broadcasting against ``x``).
     x
         Covariate values (or 0/1 indicator for categorical effects).
+    base, fraction
+        For ``"adjusted"`` effects: the lower size (IBW) and the fraction ``f``
+        of ``base + f·(x − base)``.
     """
     ref = effect.reference
+    if effect.form == "adjusted":
+        if base is None or fraction is None:
+            raise ValueError(f"{effect.name}: an adjusted size effect needs base= and fraction=")
+        return beta * adjusted_log_size(x, base, fraction, ref, effect.base_reference)
     if effect.form == "power":
         return beta * np.log(np.asarray(x) / ref) if not _is_tensor(beta, x) else beta * _log(x / ref)
     if effect.form == "exponential":
@@ -75,6 +90,21 @@ def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any) -> Any:
     if effect.form == "categorical":
         return beta * x
     raise ValueError(f"unknown covariate form {effect.form!r}")
+
+
+def adjusted_log_size(total: Any, base: Any, fraction: Any, reference: Any, base_reference: Any) -> Any:
+    """``log(S_f / S_f,ref)`` with ``S_f = base + f·(total − base)`` (NumPy or PyTensor).
+
+    Examples
+    --------
+    >>> float(adjusted_log_size(80.0, 56.5, 0.4, 70.0, 56.5))  # AIBW 65.9 vs reference 61.9
+    0.0626...
+    """
+    size = base + fraction * (total - base)
+    ref = base_reference + fraction * (reference - base_reference)
+    if _is_tensor(total, base, fraction):
+        return _log(size) - _log(ref)
+    return np.log(size) - np.log(ref)
 
 
 def _is_tensor(*xs: Any) -> bool:
@@ -105,7 +135,8 @@ def log_individual_parameters(
     log_typical
         ``{param: log TV}``, scalars or arrays broadcasting against the subjects.
     betas
-        ``{effect.name: beta}``.
+        ``{effect.name: beta}`` (and ``size_fraction`` with an adjusted size
+        model): the coefficients of :attr:`ModelSpec.coefficients`.
     covariates
         ``{effect.name: per-subject array}`` from :func:`covariate_columns`.
     eta
@@ -121,7 +152,13 @@ def log_individual_parameters(
     for p in spec.parameters:
         value = log_typical[p]
         for c in spec.covariates_on(p):
-            value = value + covariate_log_effect(c, betas[c.name], covariates[c.name])
+            if c.form == "adjusted":
+                term = covariate_log_effect(
+                    c, betas[c.name], covariates[c.name], base=covariates[base_key(c)], fraction=betas[SIZE_FRACTION]
+                )
+            else:
+                term = covariate_log_effect(c, betas[c.name], covariates[c.name])
+            value = value + term
         if eta is not None and p in eta:
             value = value + eta[p]
         out[p] = value

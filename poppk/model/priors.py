@@ -24,6 +24,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "halfcauchy": ("beta",),
     "exponential": ("scale",),
     "lkj": ("eta",),
+    "beta": ("alpha", "beta"),  # on (0, 1), e.g. a size fraction
     "fixed": ("value",),
 }
 
@@ -38,7 +39,8 @@ class Prior:
         One of :data:`FAMILIES`: ``"lognormal"`` (``median``, ``sigma`` of the
         log), ``"normal"`` (``mu``, ``sigma``), ``"halfnormal"`` (``sigma``),
         ``"halfcauchy"`` (``beta``), ``"exponential"`` (``scale`` = mean),
-        ``"lkj"`` (``eta``, for correlation matrices) or ``"fixed"``
+        ``"lkj"`` (``eta``, for correlation matrices), ``"beta"`` (``alpha``,
+        ``beta``; a fraction in (0, 1)) or ``"fixed"``
         (``value``: the quantity is not estimated).
     params
         The family's parameters by name.
@@ -79,7 +81,7 @@ class Prior:
                 ) from None
             if not math.isfinite(value):
                 raise ModelSpecError(f"prior {family!r} parameter {name!r} must be finite, got {value}")
-            positive = name in ("sigma", "beta", "scale", "eta", "median")
+            positive = name in ("sigma", "beta", "scale", "eta", "median", "alpha")
             if positive and value <= 0:
                 raise ModelSpecError(
                     f"prior {family!r} parameter {name!r} must be > 0, got {value}"
@@ -107,6 +109,11 @@ class Prior:
     def fixed(cls, value: float) -> "Prior":
         """A quantity held fixed at ``value`` (not estimated)."""
         return cls("fixed", (("value", value),))
+
+    @classmethod
+    def beta(cls, alpha: float = 1.0, beta: float = 1.0) -> "Prior":
+        """Beta prior on a fraction in (0, 1); ``beta(1, 1)`` is uniform."""
+        return cls("beta", (("alpha", alpha), ("beta", beta)))
 
     @classmethod
     def lkj(cls, eta: float = 2.0) -> "Prior":
@@ -147,6 +154,8 @@ class Prior:
             return p["beta"]
         if self.family == "exponential":
             return p["scale"] * math.log(2.0)
+        if self.family == "beta":
+            return p["alpha"] / (p["alpha"] + p["beta"])
         if self.family == "fixed":
             return p["value"]
         raise ModelSpecError(f"prior {self.family!r} has no scalar point value")
@@ -167,6 +176,8 @@ class Prior:
             dist = stats.halfcauchy(scale=p["beta"])
         elif self.family == "exponential":
             dist = stats.expon(scale=p["scale"])
+        elif self.family == "beta":
+            dist = stats.beta(p["alpha"], p["beta"])
         elif self.family == "fixed":
             return (p["value"], p["value"])
         else:

@@ -28,6 +28,7 @@ __all__ = [
     "STRUCTURES",
     "ERROR_MODELS",
     "structural_parameters",
+    "SIZE_FRACTION",
 ]
 
 STRUCTURES = ("1cmt", "2cmt", "3cmt")
@@ -35,7 +36,13 @@ ABSORPTION = (None, "first-order")
 ERROR_MODELS = ("additive", "proportional", "combined", "exponential")
 BLQ_METHODS = ("m3", "m1")
 PARAMETRIZATIONS = ("noncentered", "centered", "laplace")
-COVARIATE_FORMS = ("power", "exponential", "linear", "categorical")
+COVARIATE_FORMS = ("power", "exponential", "linear", "categorical", "adjusted")
+
+#: Posterior variable of the fraction ``f`` of the adjusted size model.
+SIZE_FRACTION = "size_fraction"
+
+#: Body-size columns whose power effects a size model replaces.
+SIZE_COLUMNS = frozenset({"TBW", "WT", "IBW", "AIBW", "LBW", "FFM", "BSA", "BMI"})
 
 #: Disposition parameters of each structure (those of the PK kernel).
 _DISPOSITION = {f"{n}cmt": names for n, names in DISPOSITION_PARAMETERS.items()}
@@ -46,6 +53,7 @@ _DEFAULT_COV_PRIOR = {
     "exponential": Prior.normal(0.0, 0.1),
     "linear": Prior.normal(0.0, 0.1),
     "categorical": Prior.normal(0.0, 0.5),
+    "adjusted": Prior.normal(0.0, 1.0),
 }
 
 #: Which residual-error magnitudes each error model estimates.
@@ -84,6 +92,11 @@ def structural_parameters(structure: str, absorption: str | None = None, lag: bo
     return names
 
 
+def _exponent(exponents: Mapping[str, float | Prior] | None, parameter: str) -> Prior | None:
+    e = (exponents or {}).get(parameter)
+    return Prior.fixed(float(e)) if isinstance(e, (int, float)) else e
+
+
 def _as_prior(value: Any, where: str) -> Prior:
     if isinstance(value, Prior):
         return value
@@ -113,6 +126,14 @@ class CovariateEffect:
       prefer exponential when in doubt).
     * ``"categorical"``: ``exp(beta)`` for subjects whose covariate equals ``level``,
       1 otherwise (e.g. sex: ``level="F"``).
+    * ``"adjusted"``: ``(S_f / S_f,ref) ** beta`` with the adjusted size
+      ``S_f = base + f · (cov − base)`` — by default ``IBW + f · (TBW − IBW)`` —
+      and the fraction ``f`` (posterior variable ``size_fraction``, prior
+      ``ModelSpec.size_fraction``) estimated and shared by every adjusted
+      effect: ``f = 1`` is total body weight, ``f = 0`` ideal body weight,
+      ``f = 0.4`` the label's AIBW.  The reference size ``S_f,ref = base_reference
+      + f · (reference − base_reference)`` moves with ``f``, so the typical
+      value always belongs to a subject of reference weight and height.
 
     Parameters
     ----------
@@ -129,8 +150,11 @@ class CovariateEffect:
     level
         For ``"categorical"``: the level that receives the effect.
     prior
-        Prior of ``beta``; defaults by form (power: Normal(0, 1)). Use
-        ``Prior.fixed(value)`` to hold it fixed.
+        Prior of ``beta``; defaults by form (power and adjusted: Normal(0, 1)).
+        Use ``Prior.fixed(value)`` to hold it fixed.
+    base, base_reference
+        For ``"adjusted"``: the column of the lower size (``"IBW"``) and its
+        reference value (``None``: dataset median, resolved when built).
     """
 
     parameter: str
@@ -139,6 +163,8 @@ class CovariateEffect:
     reference: float | None = None
     level: Any = None
     prior: Prior | None = None
+    base: str | None = None
+    base_reference: float | None = None
 
     def __post_init__(self) -> None:
         if not str(self.covariate).strip() or "/" in str(self.covariate):
@@ -160,18 +186,45 @@ class CovariateEffect:
                 )
         elif self.reference is not None:
             ref = float(self.reference)
-            if self.form == "power" and ref <= 0:
+            if self.form in ("power", "adjusted") and ref <= 0:
                 raise ModelSpecError(
-                    f"power effect of {self.covariate} on {self.parameter}: reference must be > 0, got {ref}"
+                    f"{self.form} effect of {self.covariate} on {self.parameter}: reference must be > 0, got {ref}"
                 )
             object.__setattr__(self, "reference", ref)
+        if self.form == "adjusted":
+            if self.base is None:
+                object.__setattr__(self, "base", "IBW")
+            if not str(self.base).strip() or "/" in str(self.base):
+                raise ModelSpecError(f"adjusted effect on {self.parameter}: base column {self.base!r} is not a valid name")
+            if self.base_reference is not None:
+                bref = float(self.base_reference)
+                if bref <= 0:
+                    raise ModelSpecError(
+                        f"adjusted effect on {self.parameter}: base_reference must be > 0, got {bref}"
+                    )
+                object.__setattr__(self, "base_reference", bref)
+        elif self.base is not None or self.base_reference is not None:
+            raise ModelSpecError(
+                f"covariate effect {self.covariate} on {self.parameter}: base/base_reference are for "
+                f"form='adjusted' only (form is {self.form!r})"
+            )
         prior = self.prior if self.prior is not None else _DEFAULT_COV_PRIOR[self.form]
         object.__setattr__(self, "prior", _as_prior(prior, f"covariate {self.name}"))
 
     @property
     def name(self) -> str:
-        """Variable name of the coefficient in the posterior, e.g. ``beta_CL_AIBW``."""
+        """Variable name of the coefficient in the posterior, e.g. ``beta_CL_AIBW``.
+
+        An adjusted size effect is ``beta_<PARAM>_SIZE``.
+        """
+        if self.form == "adjusted":
+            return f"beta_{self.parameter}_SIZE"
         return f"beta_{self.parameter}_{self.covariate}"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Dataset columns the effect reads (two for an adjusted size effect)."""
+        return (self.covariate, self.base) if self.form == "adjusted" else (self.covariate,)  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"parameter": self.parameter, "covariate": self.covariate, "form": self.form}
@@ -179,12 +232,16 @@ class CovariateEffect:
             d["reference"] = self.reference
         if self.level is not None:
             d["level"] = self.level
+        if self.base is not None:
+            d["base"] = self.base
+        if self.base_reference is not None:
+            d["base_reference"] = self.base_reference
         d["prior"] = self.prior.to_dict()  # type: ignore[union-attr]
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CovariateEffect":
-        allowed = {"parameter", "covariate", "form", "reference", "level", "prior"}
+        allowed = {"parameter", "covariate", "form", "reference", "level", "prior", "base", "base_reference"}
         extra = set(d) - allowed
         if extra:
             raise ModelSpecError(f"covariate effect: unknown keys {sorted(extra)}; valid: {sorted(allowed)}")
@@ -256,8 +313,18 @@ class ModelSpec:
         ``"centered"`` can be a few seconds faster on easy fits
         (``benchmarks/bench_parametrizations.py``).
     units
-        Unit labels: ``time``, ``amount``, ``volume`` (concentration is
-        amount/volume).
+        Unit labels: ``time``, ``amount`` (default ``"mg"``), ``volume``
+        (default ``"L"``); concentration is amount/volume.  ``time`` has no
+        default: unset, the model is fitted in the data's unit
+        (``read_nonmem(..., time_unit="day")``), and :func:`~poppk.model.fit`
+        refuses to start when neither gives one (the fitted spec records it).
+    size_fraction
+        Prior of the fraction ``f`` of the adjusted size ``IBW + f·(TBW − IBW)``
+        shared by every ``"adjusted"`` covariate effect (see
+        :meth:`with_size_model`): ``Prior.beta(a, b)`` on (0, 1), default
+        ``beta(1, 1)`` (uniform: no descriptor favoured), or
+        ``Prior.fixed(value)`` with a value in [0, 1] (``0.4`` is the label's
+        AIBW).  Unused without adjusted effects.
     """
 
     structure: str = "2cmt"
@@ -274,7 +341,8 @@ class ModelSpec:
     blq: str = "m3"
     truncate_at_zero: bool = False
     parametrization: str = "laplace"
-    units: Any = (("time", "h"), ("amount", "mg"), ("volume", "L"))
+    units: Any = (("amount", "mg"), ("volume", "L"))
+    size_fraction: Any = None
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
@@ -366,15 +434,56 @@ class ModelSpec:
             raise ModelSpecError(f"parametrization {self.parametrization!r} is not one of {PARAMETRIZATIONS}")
         if self.truncate_at_zero and self.error == "exponential":
             raise ModelSpecError("truncate_at_zero applies to additive/proportional/combined errors only")
+        self._check_size_fraction()
         units = dict(self.units.items() if isinstance(self.units, Mapping) else self.units)
         for k in units:
             if k not in ("time", "amount", "volume"):
                 raise ModelSpecError(f"units: unknown key {k!r}; valid: time, amount, volume")
-        base = {"time": "h", "amount": "mg", "volume": "L"}
-        base.update({k: str(v) for k, v in units.items()})
-        object.__setattr__(self, "units", tuple(base.items()))
+        base: dict[str, str | None] = {"time": None, "amount": "mg", "volume": "L"}
+        base.update({k: str(v) for k, v in units.items() if v is not None})
+        object.__setattr__(self, "units", tuple((k, v) for k, v in base.items() if v is not None))
+
+    def _check_size_fraction(self) -> None:
+        adjusted = [c for c in self.covariates if c.form == "adjusted"]
+        bases = {(c.covariate, c.base) for c in adjusted}
+        if len(bases) > 1:
+            raise ModelSpecError(
+                f"adjusted size effects share one fraction, so they must use the same columns; got {sorted(bases)}"
+            )
+        prior = self.size_fraction
+        if prior is None:
+            object.__setattr__(self, "size_fraction", Prior.beta(1.0, 1.0) if adjusted else None)
+            return
+        if isinstance(prior, (int, float)) and not isinstance(prior, bool):
+            prior = Prior.fixed(float(prior))
+        prior = _as_prior(prior, "size_fraction")
+        if prior.family not in ("beta", "fixed"):
+            raise ModelSpecError(
+                f"size_fraction: use a 'beta' prior on (0, 1) or a 'fixed' value in [0, 1], got {prior.family!r}"
+            )
+        if prior.is_fixed and not 0.0 <= prior["value"] <= 1.0:
+            raise ModelSpecError(f"size_fraction: a fixed fraction must lie in [0, 1], got {prior['value']}")
+        if not adjusted:
+            raise ModelSpecError(
+                "size_fraction is given but no covariate effect has form='adjusted'; "
+                "add them with ModelSpec.with_size_model()"
+            )
+        object.__setattr__(self, "size_fraction", prior)
 
     # ------------------------------------------------------------ properties
+    @property
+    def coefficients(self) -> tuple[tuple[str, Prior], ...]:
+        """Every population coefficient besides typical values, Ω and σ.
+
+        ``(name, prior)`` of each covariate coefficient and, with an adjusted
+        size model, of ``size_fraction``.  Fixed priors are included: the
+        one list that every reader of draws walks.
+        """
+        out = tuple((c.name, c.prior) for c in self.covariates)
+        if self.size_fraction is not None:
+            out += ((SIZE_FRACTION, self.size_fraction),)
+        return out  # type: ignore[return-value]
+
     @property
     def parameters(self) -> tuple[str, ...]:
         """Structural parameter names, e.g. ``('CL', 'V1', 'Q', 'V2')``."""
@@ -404,7 +513,7 @@ class ModelSpec:
     def unit(self) -> dict[str, str]:
         """Unit labels, including derived ones for each parameter and concentration."""
         u = dict(self.units)
-        t, a, v = u["time"], u["amount"], u["volume"]
+        t, a, v = u.get("time") or "time", u["amount"], u["volume"]  # "L/time" until the unit is known
         out = dict(u)
         out["concentration"] = f"{a}/{v}"
         for p in self.parameters:
@@ -417,6 +526,11 @@ class ModelSpec:
             elif p == "ALAG1":
                 out[p] = t
         return out
+
+    @property
+    def time_unit(self) -> str | None:
+        """The time unit, or ``None`` until given (:func:`~poppk.model.fit` takes the data's)."""
+        return dict(self.units).get("time")
 
     def covariates_on(self, parameter: str) -> tuple[CovariateEffect, ...]:
         """Covariate effects acting on ``parameter``."""
@@ -455,17 +569,72 @@ class ModelSpec:
             Fixed exponent or prior per parameter (e.g. ``{"CL": 0.75}`` fixes
             it); others get the default power prior.
         """
-        size_cols = {"TBW", "WT", "IBW", "AIBW", "LBW", "FFM", "BSA", "BMI"}
-        kept = tuple(c for c in self.covariates if not (c.form == "power" and c.covariate.upper() in size_cols))
-        targets = tuple(parameters) if parameters is not None else tuple(
-            p for p in self.parameters if p.startswith(("CL", "Q", "V"))
-        )
+        kept = self._without_size_effects()
         new = []
-        for p in targets:
-            e = (exponents or {}).get(p)
-            prior = Prior.fixed(float(e)) if isinstance(e, (int, float)) else e
-            new.append(CovariateEffect(p, descriptor, "power", reference=reference, prior=prior))
-        return dataclasses.replace(self, covariates=kept + tuple(new))
+        for p in self._size_targets(parameters):
+            new.append(CovariateEffect(p, descriptor, "power", reference=reference, prior=_exponent(exponents, p)))
+        return dataclasses.replace(self, covariates=kept + tuple(new), size_fraction=None)
+
+    def with_size_model(
+        self,
+        *,
+        total: str = "TBW",
+        base: str = "IBW",
+        fraction: Prior | float | None = None,
+        reference: float | None = None,
+        base_reference: float | None = None,
+        parameters: Iterable[str] | None = None,
+        exponents: Mapping[str, float | Prior] | None = None,
+    ) -> "ModelSpec":
+        """Scale on the adjusted size ``IBW + f·(TBW − IBW)`` with ``f`` estimated.
+
+        The model that nests the usual descriptors: ``f = 1`` is TBW, ``f = 0``
+        IBW, ``f = 0.4`` the label's AIBW.  Its posterior of ``f``
+        (``size_fraction``) says which descriptor the PK data support, and
+        its exponents are estimated with ``f``.  Power effects on body-size
+        columns are replaced, as in :meth:`with_size_covariate`.
+
+        Parameters
+        ----------
+        total, base
+            Columns of the upper and lower size (default ``"TBW"``, ``"IBW"``).
+        fraction
+            Prior of ``f`` (default ``Prior.beta(1, 1)``, uniform on (0, 1)), or a
+            number to hold it fixed.
+        reference, base_reference
+            Reference TBW and IBW (``None``: dataset medians, resolved at build).
+        parameters
+            Parameters to scale (default: all clearances and volumes).
+        exponents
+            Fixed exponent or prior per parameter; others Normal(0, 1).
+
+        Examples
+        --------
+        >>> spec = ModelSpec(typical={"CL": 0.5, "V1": 3.0, "Q": 0.5, "V2": 2.0})
+        >>> spec = spec.with_size_model(parameters=("CL", "V1"))
+        >>> [c.name for c in spec.covariates], spec.size_fraction
+        (['beta_CL_SIZE', 'beta_V1_SIZE'], Prior('beta', alpha=1.0, beta=1.0))
+        """
+        kept = self._without_size_effects()
+        new = tuple(
+            CovariateEffect(
+                p, total, "adjusted", reference=reference, prior=_exponent(exponents, p),
+                base=base, base_reference=base_reference,
+            )
+            for p in self._size_targets(parameters)
+        )
+        return dataclasses.replace(self, covariates=kept + new, size_fraction=fraction)
+
+    def _without_size_effects(self) -> tuple[CovariateEffect, ...]:
+        return tuple(
+            c for c in self.covariates
+            if not (c.form == "adjusted" or (c.form == "power" and c.covariate.upper() in SIZE_COLUMNS))
+        )
+
+    def _size_targets(self, parameters: Iterable[str] | None) -> tuple[str, ...]:
+        if parameters is not None:
+            return tuple(parameters)
+        return tuple(p for p in self.parameters if p.startswith(("CL", "Q", "V")))
 
     def resolved(self, covariate_table: Any) -> "ModelSpec":
         """A copy with every ``reference=None`` replaced by the covariate's median.
@@ -477,15 +646,19 @@ class ModelSpec:
         """
         new = []
         for c in self.covariates:
-            if c.covariate not in covariate_table.columns:
-                raise ModelSpecError(
-                    f"covariate effect on {c.parameter}: column {c.covariate!r} is not in the dataset's "
-                    f"covariates {list(covariate_table.columns)}; derive body-size columns with "
-                    "PKData.with_size_descriptors()"
-                )
+            for col in c.columns:
+                if col not in covariate_table.columns:
+                    raise ModelSpecError(
+                        f"covariate effect on {c.parameter}: column {col!r} is not in the dataset's "
+                        f"covariates {list(covariate_table.columns)}; derive body-size columns with "
+                        "PKData.with_size_descriptors()"
+                    )
             if c.form != "categorical" and c.reference is None:
                 ref = float(covariate_table[c.covariate].astype(float).median())
                 c = dataclasses.replace(c, reference=round(ref, 4))
+            if c.form == "adjusted" and c.base_reference is None:
+                bref = float(covariate_table[c.base].astype(float).median())
+                c = dataclasses.replace(c, base_reference=round(bref, 4))
             new.append(c)
         return dataclasses.replace(self, covariates=tuple(new))
 
@@ -508,6 +681,7 @@ class ModelSpec:
             "truncate_at_zero": self.truncate_at_zero,
             "parametrization": self.parametrization,
             "units": dict(self.units),
+            **({"size_fraction": self.size_fraction.to_dict()} if self.size_fraction is not None else {}),
         }
 
     @classmethod
@@ -573,8 +747,11 @@ class ModelSpec:
                 "exponential": f"exp(beta·({c.covariate}-{c.reference if c.reference is not None else 'median'}))",
                 "linear": f"1+beta·({c.covariate}-{c.reference if c.reference is not None else 'median'})",
                 "categorical": f"exp(beta) if {c.covariate}=={c.level!r}",
+                "adjusted": f"(({c.base}+f·({c.covariate}-{c.base}))/ref)^beta",
             }[c.form]
             row(c.name, c.prior, desc)  # type: ignore[arg-type]
+        if self.size_fraction is not None:
+            row(SIZE_FRACTION, self.size_fraction, "f of IBW+f·(TBW-IBW): 0 IBW, 0.4 AIBW, 1 TBW")
         for k, p in self.omega:
             row(f"omega_{k}", p, "SD of eta (log scale)")
         if self.iiv_correlation == "full":

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from poppk.model.parameters import _indicator, covariate_log_effect
+from poppk.model.spec import SIZE_FRACTION
 from poppk.report._common import covariate_unit, fmt_number
 
 __all__ = ["covariate_effects", "plot_forest", "COVARIATE_COLUMNS", "REFERENCE_BAND"]
@@ -53,12 +54,19 @@ _WEIGHT_COVARIATES = ("TBW", "WT")
 _DOSING = ("flat", "per_kg")
 
 
-def _beta_draws(fit: Any, effect: Any) -> np.ndarray:
+def _coefficient_draws(fit: Any, name: str, prior: Any) -> np.ndarray:
     post = fit.idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
-    if effect.prior.is_fixed:
-        return np.full(n, float(effect.prior["value"]))
-    return np.asarray(post[effect.name].transpose("chain", "draw").values, dtype=np.float64).reshape(n)
+    if prior.is_fixed:
+        return np.full(n, float(prior["value"]))
+    return np.asarray(post[name].transpose("chain", "draw").values, dtype=np.float64).reshape(n)
+
+
+def _log_effect(effect: Any, beta: np.ndarray, value: float, fraction: np.ndarray | None) -> np.ndarray:
+    """Log effect at ``value``; an adjusted size effect holds its lower size (IBW) at its reference."""
+    if effect.form == "adjusted":
+        return np.asarray(covariate_log_effect(effect, beta, value, base=effect.base_reference, fraction=fraction))
+    return np.asarray(covariate_log_effect(effect, beta, value))
 
 
 def _scenarios(fit: Any, covariate: str, effects: Sequence[Any], percentiles: Sequence[float],
@@ -71,7 +79,10 @@ def _scenarios(fit: Any, covariate: str, effects: Sequence[Any], percentiles: Se
         raise ModelSpecError(f"covariate {covariate!r} of the model is not in the fit's data covariates "
                              f"{list(data_cov.columns)}")
     col = data_cov[covariate]
-    betas = {e.name: _beta_draws(fit, e) for e in effects}
+    betas = {e.name: _coefficient_draws(fit, e.name, e.prior) for e in effects}
+    fraction = None
+    if any(e.form == "adjusted" for e in effects):
+        fraction = _coefficient_draws(fit, SIZE_FRACTION, fit.spec.size_fraction)
     unit = covariate_unit(covariate, units)
     out = []
     if effects[0].form == "categorical":
@@ -96,8 +107,9 @@ def _scenarios(fit: Any, covariate: str, effects: Sequence[Any], percentiles: Se
     qs = np.percentile(x, list(percentiles)) if x.size else [math.nan] * len(percentiles)
     for pct, v in zip(percentiles, qs):
         v = float(v)
-        log_ratio = {e.name: np.asarray(covariate_log_effect(e, betas[e.name], v) - covariate_log_effect(e, betas[e.name], ref),
-                                        dtype=np.float64) for e in effects}
+        log_ratio = {e.name: np.asarray(_log_effect(e, betas[e.name], v, fraction)
+                                        - _log_effect(e, betas[e.name], ref, fraction), dtype=np.float64)
+                     for e in effects}
         ordinal = _ordinal(pct)
         out.append({"value": v, "reference": ref, "percentile": float(pct), "unit": unit,
                     "label": f"{covariate} {fmt_number(v)}{(' ' + unit) if unit else ''} ({ordinal} pct)",

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from poppk.report._common import covariate_unit, cv_from_sd, draws_2d, fixed_value, interval_stats
+from poppk.model.spec import SIZE_FRACTION
 
 __all__ = ["parameter_table", "PARAMETER_COLUMNS", "SECTIONS", "shrinkage_by_parameter"]
 
@@ -37,6 +38,9 @@ def _reference_text(c: Any, units: Mapping[str, str] | None) -> str:
     u = covariate_unit(c.covariate, units)
     if c.form == "categorical":
         return f"{c.covariate} ≠ {c.level}"
+    if c.form == "adjusted":
+        return (f"{c.covariate} = {c.reference:.6g}{(' ' + u) if u else ''}, "
+                f"{c.base} = {c.base_reference:.6g}{(' ' + u) if u else ''}")
     return f"{c.covariate} = {c.reference:.6g}{(' ' + u) if u else ''}"
 
 
@@ -48,6 +52,10 @@ def _covariate_label(c: Any, units: Mapping[str, str] | None) -> tuple[str, str,
     if c.form == "power":
         return (f"{c.parameter} ~ {c.covariate}: exponent", "",
                 f"{c.parameter} = TV·({c.covariate}/{ref_u})^β")
+    if c.form == "adjusted":
+        size = f"{c.base} + f·({c.covariate} − {c.base})"
+        return (f"{c.parameter} ~ adjusted size: exponent", "",
+                f"{c.parameter} = TV·(S/S_ref)^β, S = {size}, reference {_reference_text(c, units)}")
     if c.form == "exponential":
         return (f"{c.parameter} ~ {c.covariate}: exponential coefficient", f"1/{u}" if u else f"per unit {c.covariate}",
                 f"{c.parameter} = TV·exp(β·({c.covariate} − {ref_u}))")
@@ -166,6 +174,13 @@ def parameter_table(
             add("Covariate effects", c.name, label, u, None, value=fixed_value(c.prior), note=note)
         else:
             add("Covariate effects", c.name, label, u, draws_2d(fit, c.name), note=note)
+    if spec.size_fraction is not None:
+        label = "size fraction f of IBW + f·(TBW − IBW)"
+        note = "which size the PK follow: 0 = IBW, 0.4 = AIBW, 1 = TBW"
+        if spec.size_fraction.is_fixed:
+            add("Covariate effects", SIZE_FRACTION, label, "", None, value=fixed_value(spec.size_fraction), note=note)
+        else:
+            add("Covariate effects", SIZE_FRACTION, label, "", draws_2d(fit, SIZE_FRACTION), note=note)
 
     # inter-individual variability
     shrink: dict[str, float] = {}

@@ -32,6 +32,9 @@ def _check_resolved(spec: ModelSpec) -> None:
             f"covariate references of {bad} are unresolved; simulate from a fitted spec (Fit.spec) or "
             "set reference= on each CovariateEffect (spec.resolved(covariate_table))"
         )
+    if spec.time_unit is None:
+        raise ModelSpecError("the spec has no time unit: simulate from a fitted spec (Fit.spec) or give "
+                             "units={'time': 'h'} or units={'time': 'day'}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +72,7 @@ class PosteriorDraws:
         if self.omega_chol.shape != (n, k, k):
             raise ModelSpecError(f"omega_chol has shape {self.omega_chol.shape}, expected ({n}, {k}, {k})")
         missing = [p for p in self.spec.parameters if p not in self.log_typical]
-        missing += [c.name for c in self.spec.covariates if c.name not in self.betas]
+        missing += [name for name, _ in self.spec.coefficients if name not in self.betas]
         if missing:
             raise ModelSpecError(f"posterior draws lack {missing}")
 
@@ -113,7 +116,7 @@ class PosteriorDraws:
         (``None`` or more than available: all, in order).
         """
         _check_resolved(spec)
-        wanted = [p for p, _ in spec.typical] + [c.name for c in spec.covariates]
+        wanted = [p for p, _ in spec.typical] + [name for name, _ in spec.coefficients]
         wanted += [f"omega_{p}" for p in spec.iiv] + ["omega_corr"]
         posterior = posterior.drop_vars([v for v in posterior.data_vars if v not in wanted])  # not theta etc.
         post = posterior if "chain" in posterior.dims else posterior.expand_dims(chain=[0])
@@ -139,7 +142,7 @@ class PosteriorDraws:
         for p, prior in spec.typical:
             v = values(p, prior)
             log_tv[p] = np.log(v)
-        betas = {c.name: values(c.name, c.prior) for c in spec.covariates}
+        betas = {name: values(name, prior) for name, prior in spec.coefficients}
         k = len(spec.iiv)
         sd = np.stack([values(f"omega_{p}", pr) for p, pr in spec.omega], axis=1) if k else np.zeros((n, 0))
         if k and spec.iiv_correlation == "full":
@@ -199,13 +202,13 @@ class PosteriorDraws:
             else:
                 raise ModelSpecError(f"from_values: no typical value for {p}")
         b = {}
-        for c in spec.covariates:
-            if c.name in betas:
-                b[c.name] = np.full(n, float(betas[c.name]))
-            elif c.prior.is_fixed:  # type: ignore[union-attr]
-                b[c.name] = np.full(n, float(c.prior["value"]))  # type: ignore[index]
+        for name, prior in spec.coefficients:
+            if name in betas:
+                b[name] = np.full(n, float(betas[name]))
+            elif prior.is_fixed:
+                b[name] = np.full(n, float(prior["value"]))
             else:
-                raise ModelSpecError(f"from_values: no value for {c.name}")
+                raise ModelSpecError(f"from_values: no value for {name}")
         k = len(spec.iiv)
         sd = np.zeros(k)
         for j, (p, prior) in enumerate(spec.omega):

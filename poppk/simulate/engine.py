@@ -129,7 +129,7 @@ def _amount_factor(spec: ModelSpec) -> float:
 
 def _population_covariates(spec: ModelSpec, population: VirtualPopulation) -> dict[str, np.ndarray]:
     table = population.covariates
-    missing = [c.covariate for c in spec.covariates if c.covariate not in table.columns]
+    missing = [col for c in spec.covariates for col in c.columns if col not in table.columns]
     if missing:
         raise ConfigError(
             f"the model uses covariates {sorted(set(missing))} that the virtual population lacks; its columns: "
