@@ -1,0 +1,294 @@
+"""The dosing answer of several candidate fits: simulate each, average by stacking weights.
+
+:func:`simulate_candidates` simulates the same strategies for the same
+virtual population from every candidate fit (TBW, AIBW, the adjusted size
+model, ...), computes each model's between-patient variance ratios and the
+optimal size fraction ``f*`` (:mod:`poppk.simulate.optimal`), pools them by
+the models' weights (:mod:`poppk.simulate.averaging`) and phrases the
+result; :func:`write_answer` writes it to files.  This is what ``poppk run``
+does when it has fitted more than one model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from poppk.errors import ConfigError
+from poppk.io import atomic_write_text, jsonable
+from poppk.simulate.averaging import AVERAGED, averaged_strategy_summary, mix_draws, model_dependence
+from poppk.simulate.optimal import optimal_size_fraction, summarize_optimal_fraction
+
+__all__ = ["AveragedAnswer", "simulate_candidates", "write_answer", "run_candidates"]
+
+_METRIC_WORDS = {"cmax_c1": "cycle-1 Cmax", "auc_c1": "cycle-1 AUC", "ctrough_c1": "cycle-1 trough",
+                 "auc_ss": "steady-state AUC", "cmax_ss": "steady-state Cmax", "ctrough_ss": "steady-state trough"}
+
+
+@dataclass
+class AveragedAnswer:
+    """Per-model simulations and their stacking-weighted combination.
+
+    Attributes
+    ----------
+    sims
+        ``{model: simulation Dataset}``.
+    weights
+        ``{model: weight}`` (normalised).
+    strategies
+        :func:`~poppk.simulate.averaging.averaged_strategy_summary` table
+        (index model, strategy, metric; ``model = "averaged"`` first).
+    optimal
+        f* summary, index (``model``, ``metric``), averaged first; ``None``
+        when no linear strategy was simulated.
+    verdicts
+        ``{(strategy, metric): model_dependence(...)}`` for every
+        non-reference strategy and metric.
+    headline
+        Sentences that lead the report: the averaged answer, whether it
+        depends on the model, f*, and the adjusted model's fraction.
+    """
+
+    sims: dict[str, xr.Dataset]
+    weights: dict[str, float]
+    strategies: pd.DataFrame
+    optimal: pd.DataFrame | None
+    verdicts: dict[tuple[str, str], dict[str, Any]]
+    headline: list[str] = field(default_factory=list)
+
+
+def simulate_candidates(
+    fits: Mapping[str, Any],
+    weights: Mapping[str, float],
+    strategies: Any,
+    schedule: Any,
+    population: Any,
+    *,
+    n_draws: int | None = 200,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    reference: str | None = None,
+    optimal_target: str | Mapping[str, float] | None = None,
+    ci: float = 0.9,
+    threshold: float | None = None,
+    exceed: Mapping[str, float] | None = None,
+    executor: Any = None,
+    echo: Any = None,
+) -> AveragedAnswer:
+    """Simulate strategies from every candidate fit and average the answers.
+
+    Parameters
+    ----------
+    fits
+        ``{model: Fit}`` fitted to the same data.
+    weights
+        ``{model: weight}``, e.g. ``compare(fits)["weight"]`` (stacking).
+    strategies, schedule, population
+        As :func:`~poppk.simulate.simulate_strategies`; one population (a
+        :class:`~poppk.simulate.VirtualPopulation`) is used for every model.
+    n_draws, seed, metrics
+        Posterior draws per model, seed (same for every model), metrics.
+    reference
+        Reference strategy of the variance ratios (default: the first plain
+        mg/kg TBW strategy).
+    optimal_target
+        Median exposure that the f* dose level matches (a strategy name or
+        label, or ``{metric: value}``; default: the reference strategy).
+    ci
+        Credible-interval mass.
+    threshold, exceed
+        As :func:`~poppk.simulate.simulate_strategies`.
+    executor
+        Passed to :func:`~poppk.simulate.simulate_strategies`.
+    echo
+        Progress lines (a callable taking a string), or ``None``.
+    """
+    from poppk.simulate.engine import simulate_strategies
+    from poppk.simulate.exposure import DEFAULT_METRICS
+
+    if not fits:
+        raise ConfigError("simulate_candidates needs at least one fit")
+    sims: dict[str, xr.Dataset] = {}
+    for name, f in fits.items():
+        if echo:
+            echo(f"   simulating from '{name}' (weight {float(weights.get(name, 0.0)):.2f})")
+        sims[name] = simulate_strategies(f, strategies, schedule, population, n_draws=n_draws, seed=seed,
+                                         metrics=tuple(metrics) if metrics else DEFAULT_METRICS,
+                                         threshold=threshold, exceed=exceed, keep_exposure=True,
+                                         executor=executor)
+    table = averaged_strategy_summary(sims, weights, reference=reference, ci=ci, seed=seed)
+    w = table.attrs["weights"]
+    ref = table.attrs["reference"]
+    verdicts = {}
+    for s in sims[next(iter(sims))].strategy.values:
+        if str(s) == ref:
+            continue
+        for m in sims[next(iter(sims))].metric.values:
+            verdicts[(str(s), str(m))] = model_dependence(table, str(s), str(m))
+    optimal = _optimal_table(sims, w, optimal_target if optimal_target is not None else ref, ci, seed)
+    answer = AveragedAnswer(sims=sims, weights=w, strategies=table, optimal=optimal, verdicts=verdicts)
+    answer.headline = _headline(answer, fits, ref)
+    return answer
+
+
+def _optimal_table(sims: Mapping[str, xr.Dataset], weights: Mapping[str, float], target: Any, ci: float,
+                   seed: int) -> pd.DataFrame | None:
+    try:
+        per = {k: optimal_size_fraction(s, target=target) for k, s in sims.items()}
+    except ConfigError:
+        return None  # no linear strategy, or no TBW/IBW on the patients
+    pooled = mix_draws(per, weights, seed=seed)
+    frames = {AVERAGED: summarize_optimal_fraction(pooled, ci=ci)}
+    frames.update({k: summarize_optimal_fraction(v, ci=ci) for k, v in per.items()})
+    out = pd.concat(frames, names=["model"])
+    out.insert(0, "weight", [1.0 if m == AVERAGED else weights[m] for m in out.index.get_level_values("model")])
+    out.attrs.update({"ci": ci, "target": str(target)})
+    return out
+
+
+def _fmt(t: Sequence[float]) -> str:
+    return f"{t[0]:.2f} [{t[1]:.2f}, {t[2]:.2f}]"
+
+
+def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str) -> list[str]:
+    lines = []
+    sim0 = next(iter(answer.sims.values()))
+    labels = dict(zip(map(str, sim0.strategy.values), map(str, sim0["strategy_label"].values))) \
+        if "strategy_label" in sim0.coords else {}
+    ref_label = labels.get(ref, ref)
+    ws = ", ".join(f"{k} {v:.2f}" for k, v in answer.weights.items())
+    for (s, m), v in answer.verdicts.items():
+        words = _METRIC_WORDS.get(m, m)
+        p_below = float(answer.strategies.loc[(AVERAGED, s, m), "prob_var_ratio_below_1"])
+        lines.append(
+            f"{labels.get(s, s)} vs {ref_label}, {words}: between-patient variance ratio {_fmt(v['averaged'])} "
+            f"(posterior median [{round(100 * answer.strategies.attrs['ci'])}% CrI], P(ratio < 1) = {p_below:.2f}), "
+            f"averaged over {len(answer.weights)} fits (stacking weights {ws})."
+            + (" It depends on the size model: " + "; ".join(
+                f"{k} {_fmt(x[1:])}" for k, x in v["per_model"].items()) + "." if v["depends"] else
+               " The models agree.")
+        )
+    if answer.optimal is not None:
+        for m in answer.optimal.loc[AVERAGED].index:
+            r = answer.optimal.loc[(AVERAGED, m)]
+            dose = ""
+            if "dose_per_kg_median" in r and np.isfinite(r["dose_per_kg_median"]):
+                dose = (f"; {r['dose_per_kg_median']:.2f} [{r['dose_per_kg_lo']:.2f}, {r['dose_per_kg_hi']:.2f}] "
+                        f"mg/kg of that size matches the median exposure of {ref_label}")
+            lines.append(
+                f"Optimal dosing size for {_METRIC_WORDS.get(m, m)}: IBW + f*·(TBW − IBW) with "
+                f"f* = {r['f_opt_median']:.2f} [{r['f_opt_lo']:.2f}, {r['f_opt_hi']:.2f}]; its variance is "
+                f"{r['ratio_opt_vs_aibw_median']:.2f} [{r['ratio_opt_vs_aibw_lo']:.2f}, "
+                f"{r['ratio_opt_vs_aibw_hi']:.2f}] of AIBW's (f = 0.4) and {r['ratio_opt_vs_tbw_median']:.2f} "
+                f"[{r['ratio_opt_vs_tbw_lo']:.2f}, {r['ratio_opt_vs_tbw_hi']:.2f}] of TBW's{dose}."
+            )
+    for name, f in fits.items():
+        if getattr(f.spec, "size_fraction", None) is not None and not f.spec.size_fraction.is_fixed:
+            v = np.asarray(f.idata.posterior["size_fraction"].values, dtype=float).ravel()
+            lo, mid, hi = np.quantile(v, [0.05, 0.5, 0.95])
+            lines.append(
+                f"The adjusted size model '{name}' estimates the size its PK follow as IBW + f·(TBW − IBW) with "
+                f"f = {mid:.2f} [{lo:.2f}, {hi:.2f}] (0 = IBW, 0.4 = AIBW, 1 = TBW; prior "
+                f"{f.spec.size_fraction})."
+            )
+    return lines
+
+
+def write_answer(answer: AveragedAnswer, out_dir: str | Path) -> dict[str, Path]:
+    """Write the averaged answer: CSV tables, ``answer.json`` and ``answer.txt``.
+
+    Files: ``averaged_strategies.csv`` (every model and the average),
+    ``optimal_fraction.csv`` (when f* could be computed), ``answer.json``
+    (weights, headline, verdicts) and ``answer.txt`` (the headline).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"averaged_strategies": atomic_write_text(out / "averaged_strategies.csv",
+                                                        answer.strategies.reset_index().to_csv(index=False))}
+    if answer.optimal is not None:
+        written["optimal_fraction"] = atomic_write_text(out / "optimal_fraction.csv",
+                                                        answer.optimal.reset_index().to_csv(index=False))
+    doc = {
+        "weights": answer.weights,
+        "reference": answer.strategies.attrs.get("reference"),
+        "ci": answer.strategies.attrs.get("ci"),
+        "draws_per_model": answer.strategies.attrs.get("draws_per_model"),
+        "headline": answer.headline,
+        "verdicts": [{"strategy": s, "metric": m, "depends_on_model": v["depends"], "text": v["text"]}
+                     for (s, m), v in answer.verdicts.items()],
+    }
+    written["answer_json"] = atomic_write_text(out / "answer.json", json.dumps(jsonable(doc), indent=2))
+    written["answer_txt"] = atomic_write_text(out / "answer.txt", "\n\n".join(answer.headline) + "\n")
+    return written
+
+
+def run_candidates(
+    fits: Mapping[str, Any],
+    weights: Mapping[str, float],
+    strategies: Any,
+    schedule: Any,
+    population: Any,
+    out_dir: str | Path,
+    *,
+    infusion: Any = 0.0,
+    schedule_unit: str = "day",
+    n_draws: int | None = 200,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    threshold: float | None = None,
+    exceed: Mapping[str, float] | None = None,
+    reference: str | None = None,
+    optimal_target: Any = None,
+    ibw_method: str | None = None,
+    workers: int = 0,
+    parallel: str = "threads",
+    scheduler_address: str | None = None,
+    echo: Any = None,
+) -> tuple[AveragedAnswer, dict[str, Path]]:
+    """Everything ``poppk run`` does with several fits: simulate each, average, write.
+
+    Texts are parsed as in :func:`~poppk.simulate.report.run_simulation`; the
+    population is built once from the first fit's data and used for every
+    model.  Each model's simulation report goes to ``out_dir/<model>/``,
+    the averaged answer (:func:`write_answer`) to ``out_dir``.
+
+    Returns
+    -------
+    (AveragedAnswer, figures)
+        ``figures``: ``{caption: PNG path}`` of the model with the largest
+        weight, for the report.
+    """
+    from poppk.simulate.engine import as_strategies
+    from poppk.simulate.parallel import parallel_executor
+    from poppk.simulate.population import VirtualPopulation, parse_population
+    from poppk.simulate.report import write_simulation_report
+    from poppk.simulate.schedule import Schedule, parse_schedule
+
+    first = next(iter(fits.values()))
+    strats = as_strategies(strategies)
+    sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
+    opts = {"ibw_method": ibw_method} if ibw_method else {}
+    pop = population if isinstance(population, VirtualPopulation) else parse_population(population, first, seed=seed,
+                                                                                         **opts)
+    with parallel_executor(workers, parallel, address=scheduler_address) as client:
+        answer = simulate_candidates(fits, weights, strats, sched, pop, n_draws=n_draws, seed=seed, metrics=metrics,
+                                     reference=reference, optimal_target=optimal_target, executor=client, echo=echo,
+                                     threshold=threshold, exceed=exceed)
+    out = Path(out_dir)
+    written = write_answer(answer, out)
+    best = max(answer.weights, key=answer.weights.get)  # type: ignore[arg-type]
+    figures: dict[str, Path] = {}
+    for name, sim in answer.sims.items():
+        paths = write_simulation_report(sim, out / name, reference=answer.strategies.attrs["reference"],
+                                        figures=name == best)
+        if name == best:
+            figures = {f"{k} ({name} fit, weight {answer.weights[name]:.2f})": p for k, p in paths.items()
+                       if str(p).endswith(".png")}
+        written.update({f"{name}/{k}": p for k, p in paths.items()})
+    return answer, figures
