@@ -5,7 +5,9 @@ Every section mirrors a CLI command; every key is the twin of an option::
     [data]                      # poppk data check
     path = "trial.csv"          # relative to this file
     columns = { SUBJ = "ID" }   # --map SUBJ=ID
-    female_code = "1"           # --female-code
+    female_code = "1"           # --female-code (also for a [simulate] population table)
+    time_unit = "day"           # --time-unit: the unit of TIME (or [model] units = { time = "day" })
+    dvid = 1                    # --dvid: with several analytes in DVID, the one to fit
     ibw_method = "label"        # devine | robinson | miller | hamwi | label
     aibw_factor = 0.4
 
@@ -16,8 +18,9 @@ Every section mirrors a CLI command; every key is the twin of an option::
     error = "combined"
 
     [fit]                       # poppk fit
-    descriptors = ["TBW", "AIBW"]   # one fit per size descriptor (--size)
+    descriptors = ["TBW", "AIBW", "ADJ"]   # one fit per size descriptor (--size); "ADJ": IBW + f·(TBW − IBW), f estimated
     size_parameters = ["CL", "V1"]
+    size_fraction = { family = "beta", alpha = 1.0, beta = 1.0 }   # prior of f in the ADJ model (default uniform)
     draws = 1000
     tune = 500
     chains = 4
@@ -29,7 +32,9 @@ Every section mirrors a CLI command; every key is the twin of an option::
     formats = ["png"]
 
     [simulate]                  # poppk simulate
-    fit = "TBW"                 # which fit to simulate from
+    fit = "averaged"            # every fit, combined by LOO stacking weights (default with several fits), or one fit's name
+    optimal_target = "5 mg/kg TBW"  # f*: the dose level at f* that matches this strategy's median exposure
+    model_weights = "stacking"  # how the fits are weighted: stacking | BB-pseudo-BMA | pseudo-BMA (LOO)
     strategies = ["5 mg/kg", "5 mg/kg AIBW", "6 mg/kg AIBW"]
     schedule = "q3w:6"
     infusion = "1 h"
@@ -66,15 +71,15 @@ __all__ = ["AnalysisConfig", "load_config", "parse_config", "run_analysis"]
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"path": str, "columns": dict, "female_code": (str, int, float), "ibw_method": str,
-             "aibw_factor": (int, float), "drop": list},
+             "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float)},
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
-            "seed": int, "sampler": str},
+            "seed": int, "sampler": str, "size_fraction": (dict, int, float)},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
                  "exceed": dict, "threshold": (int, float), "workers": int,
-                 "parallel": str, "scheduler_address": str},
+                 "parallel": str, "scheduler_address": str, "optimal_target": str, "model_weights": str},
     "report": {"enabled": bool, "title": str, "formats": list, "dosing": list},
     "output": {"dir": str},
 }
@@ -127,6 +132,9 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
             if want is int and value < (0 if key in ("seed", "workers") else 1):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected a "
                                   f"{'whole number >= 0' if key in ('seed', 'workers') else 'positive integer'}")
+    weights = doc.get("simulate", {}).get("model_weights", "stacking")
+    if weights not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
+        raise ConfigError(f"simulate.model_weights = {weights!r}: use 'stacking', 'BB-pseudo-BMA' or 'pseudo-BMA'")
     for section, keys in _REQUIRED.items():
         for key in keys:
             if key not in doc.get(section, {}):
@@ -134,10 +142,29 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
     from poppk.model import ModelSpec
 
     try:
-        ModelSpec.from_dict(doc["model"])
+        spec = ModelSpec.from_dict(doc["model"])
     except PopPKError as err:
         raise ConfigError(f"[model]: {err}") from None
+    _check_time_unit(spec.time_unit, doc.get("data", {}).get("time_unit"))
     return AnalysisConfig(sections={k: dict(v) for k, v in doc.items()}, base_dir=Path(base_dir))
+
+
+def _check_time_unit(model_unit: str | None, data_unit: str | None) -> None:
+    """The time unit must be given once (model or data), known, and the same if given twice."""
+    from poppk.data.time_unit import VALID_TIME_UNITS, canonical_time_unit
+
+    for key, unit in (("model.units.time", model_unit), ("data.time_unit", data_unit)):
+        if unit is not None and canonical_time_unit(unit) is None:
+            raise ConfigError(f"{key} = {unit!r}: not a time unit; valid: {VALID_TIME_UNITS}")
+    if model_unit is None and data_unit is None:
+        raise ConfigError(
+            "the unit of TIME is not given: add time_unit = \"day\" (or \"h\") to [data], "
+            "or units = { time = \"day\" } to [model]; poppk does not assume hours"
+        )
+    if model_unit is not None and data_unit is not None and \
+            canonical_time_unit(model_unit) != canonical_time_unit(data_unit):
+        raise ConfigError(f"model.units.time = {model_unit!r} and data.time_unit = {data_unit!r} differ; "
+                          "give the unit once (or the same unit twice)")
 
 
 def _typename(t: Any) -> str:
@@ -183,7 +210,8 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     t_start = time.perf_counter()
     echo(f"== 1. data: {config.data_path}")
     data = read_nonmem(config.data_path, columns=config.get("data", "columns"), drop=config.get("data", "drop", ()),
-                       sex_female_code=config.get("data", "female_code"))
+                       sex_female_code=config.get("data", "female_code"), dvid=config.get("data", "dvid"),
+                       time_unit=config.get("data", "time_unit"))
     if {"WT", "HT", "SEX"} <= set(data.covariate_names):
         data = data.with_size_descriptors(ibw_method=config.get("data", "ibw_method", "devine"),
                                           aibw_factor=config.get("data", "aibw_factor", 0.4),
@@ -199,7 +227,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     fits: dict[str, Any] = {}
     for d in descriptors:
         name = d or "model"
-        spec = base.with_size_covariate(d, parameters=size_params) if d else base
+        spec = candidate_spec(base, d, size_params, config.get("fit", "size_fraction"))
         echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
         t0 = time.perf_counter()
         f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
@@ -211,71 +239,52 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
 
     comparison = None
     if config.get("checks", "enabled", True):
-        from poppk.diagnostics import compare, write_checks
+        from poppk.diagnostics import write_checks
 
         n_check = 100 if quick else config.get("checks", "draws", 300)
         for name, f in fits.items():
             echo(f"\n== 3. checks of '{name}' -> {out / 'checks' / name}")
             write_checks(f, out / "checks" / name, formats=tuple(config.get("checks", "formats", ["png"])),
                          n_draws=n_check, stratify=config.get("checks", "stratify"))
-        if len(fits) > 1:
-            echo("\n== 4. comparison by leave-one-subject-out PSIS-LOO")
-            comparison = compare(fits)
-            echo(comparison.round(2).to_string())
+    if len(fits) > 1:
+        from poppk.diagnostics import compare
 
-    strategy_table = None
-    figures: dict[str, Any] = {}
-    if config.sections.get("simulate") and config.get("simulate", "enabled", True):
-        from poppk.simulate import run_simulation
+        echo("\n== 4. comparison by leave-one-subject-out PSIS-LOO (random effects integrated out)")
+        comparison = compare(fits, method=config.get("simulate", "model_weights", "stacking"))
+        echo(comparison.round(2).to_string())
 
-        which = config.get("simulate", "fit", next(iter(fits)))
-        if which not in fits:
-            raise ConfigError(f"simulate.fit = {which!r}: not one of the fitted models {list(fits)}")
-        pop = config.get("simulate", "population", "resample:5000")
-        n_sim = config.get("simulate", "draws", 200)
-        if quick:
-            pop = _shrink_population(pop)
-            n_sim = min(n_sim, 40)
-        echo(f"\n== 5. dosing strategies simulated from the '{which}' fit -> {out / 'simulation'}")
-        paths = run_simulation(
-            fits[which], config.get("simulate", "strategies", ["5 mg/kg", "5 mg/kg AIBW"]),
-            config.get("simulate", "schedule", "q3w:6"), pop, out / "simulation",
-            infusion=config.get("simulate", "infusion", "1 h"), n_draws=n_sim, seed=config.get("simulate", "seed", 0),
-            metrics=config.get("simulate", "metrics"), threshold=config.get("simulate", "threshold"),
-            exceed=config.get("simulate", "exceed"), reference=config.get("simulate", "reference"),
-            ibw_method=config.get("data", "ibw_method"), workers=config.get("simulate", "workers", 0),
-            parallel=config.get("simulate", "parallel", "threads"),
-            scheduler_address=config.get("simulate", "scheduler_address"),
-        )
-        import pandas as pd
+    from poppk.workflow import report_step, simulation_step
 
-        summary_csv = next((p for k, p in paths.items() if str(p).endswith("summary.csv")), None)
-        if summary_csv is not None:
-            strategy_table = pd.read_csv(summary_csv)
-            cols = [c for c in ("strategy", "metric", "median_exposure_median", "bpv_cv_median", "var_ratio_median",
-                                "var_ratio_lo", "var_ratio_hi") if c in strategy_table.columns]
-            echo(strategy_table[cols].round(3).to_string(index=False))
-        figures = {k: p for k, p in paths.items() if str(p).endswith(".png")}
-
+    step = simulation_step(config, fits, comparison, out, quick=quick, echo=echo)
     if config.get("report", "enabled", True):
-        from poppk.report import export_covariate_report
-
-        which = config.get("simulate", "fit", next(iter(fits)))
-        target = fits.get(which, next(iter(fits.values())))
-        echo(f"\n== 6. covariate report of '{which}' -> {out}")
-        written = export_covariate_report(
-            target, out, formats=tuple(config.get("report", "formats", ["html", "csv", "json"])),
-            strategy_table=strategy_table, comparison_table=comparison, figures=figures or None,
-            title=config.get("report", "title"),
-            dosing=tuple(config.get("report", "dosing", ["flat"])),
-        )
-        for name, p in written.items():
-            echo(f"   {name}: {p}")
+        report_step(config, fits, comparison, step, out, echo=echo)
     echo(f"\ndone in {time.perf_counter() - t_start:.0f} s; open {(out / 'report.html').resolve()}")
     return 0
 
 
-def _shrink_population(text: str) -> str:
+def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...], fraction: Any = None) -> Any:
+    """The spec of one candidate fit: ``base`` with ``descriptor`` as its size covariate.
+
+    ``"ADJ"`` (or ``"adjusted"``) is the adjusted size model IBW + f·(TBW − IBW)
+    with ``f`` estimated (prior ``fraction``, default uniform); ``None`` keeps ``base``.
+    """
+    if not descriptor:
+        return base
+    if str(descriptor).upper() in ("ADJ", "ADJUSTED"):
+        from poppk.model import Prior
+
+        prior = Prior.from_dict(fraction) if isinstance(fraction, Mapping) else fraction
+        try:
+            return base.with_size_model(parameters=parameters, fraction=prior)
+        except PopPKError as err:
+            raise ConfigError(f"fit.size_fraction: {err}") from None
+    if fraction is not None:
+        raise ConfigError("fit.size_fraction is the prior of the 'ADJ' model's fraction; add \"ADJ\" to fit.descriptors")
+    return base.with_size_covariate(descriptor, parameters=parameters)
+
+
+def shrink_population(text: str) -> str:
+    """A smaller population for quick runs (at most 1,000 patients)."""
     kind, _, rest = text.partition(":")
     if kind in ("resample", "sample"):
         parts = rest.split(":")

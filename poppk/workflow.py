@@ -8,13 +8,14 @@ dataset.  Each step calls the same public functions a notebook would.
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poppk.errors import PopPKError
+from poppk.errors import ConfigError, PopPKError
 
-__all__ = ["bundled_trial_path", "bundled_analysis_path", "trial_spec", "run_demo"]
+__all__ = ["bundled_trial_path", "bundled_analysis_path", "trial_spec", "run_demo", "simulation_step",
+           "report_step", "SimulationStep"]
 
 
 def bundled_trial_path() -> Path:
@@ -74,3 +75,121 @@ def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = print)
     from poppk.config import load_config, run_analysis
 
     return run_analysis(load_config(bundled_analysis_path()), out=out, quick=quick, echo=echo)
+
+
+@dataclass
+class SimulationStep:
+    """What the simulation step of an analysis produced (for the report).
+
+    ``fit_name`` is the fit the report describes: the simulated one, or with
+    an averaged answer the fit of largest weight.
+    """
+
+    fit_name: str
+    strategy_table: Any = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    answer: Any = None
+
+
+def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Path, *, quick: bool = False,
+                    echo: Any = print) -> SimulationStep:
+    """Step 5 of ``poppk run``: simulate the strategies, from one fit or averaged over all.
+
+    With several fits and ``simulate.fit = "averaged"`` (the default then), every
+    fit is simulated for the same virtual population and the answers are
+    combined by the LOO stacking weights of ``comparison``
+    (:func:`poppk.simulate.answer.simulate_candidates`); each model's own
+    simulation report goes to ``simulation/<model>/`` and the averaged answer
+    to ``simulation/``.
+    """
+    import pandas as pd
+
+    from poppk.config import shrink_population
+
+    default = "averaged" if len(fits) > 1 and comparison is not None else next(iter(fits))
+    which = config.get("simulate", "fit", default)
+    if which != "averaged" and which not in fits:
+        raise ConfigError(f"simulate.fit = {which!r}: not 'averaged' or one of the fitted models {list(fits)}")
+    if which == "averaged" and comparison is None:
+        raise ConfigError("simulate.fit = 'averaged' needs at least two fits (fit.descriptors) to compare")
+    best = str(comparison["weight"].idxmax()) if which == "averaged" else which
+    step = SimulationStep(fit_name=best)
+    if not (config.sections.get("simulate") and config.get("simulate", "enabled", True)):
+        return step
+    from poppk.simulate import run_simulation
+
+    pop = config.get("simulate", "population", "resample:5000")
+    n_sim = config.get("simulate", "draws", 200)
+    if quick:
+        pop = shrink_population(pop)
+        n_sim = min(n_sim, 40)
+    kw = dict(infusion=config.get("simulate", "infusion", "1 h"), n_draws=n_sim, seed=config.get("simulate", "seed", 0),
+              metrics=config.get("simulate", "metrics"), threshold=config.get("simulate", "threshold"),
+              exceed=config.get("simulate", "exceed"), reference=config.get("simulate", "reference"),
+              ibw_method=config.get("data", "ibw_method"), workers=config.get("simulate", "workers", 0),
+              parallel=config.get("simulate", "parallel", "threads"),
+              scheduler_address=config.get("simulate", "scheduler_address"))
+    strategies = config.get("simulate", "strategies", ["5 mg/kg", "5 mg/kg AIBW"])
+    schedule = config.get("simulate", "schedule", "q3w:6")
+    if which == "averaged":
+        from poppk.simulate.answer import run_candidates
+
+        weights = {str(k): float(v) for k, v in comparison["weight"].items()}
+        echo(f"\n== 5. dosing strategies simulated from every fit, averaged by stacking weights -> {out / 'simulation'}")
+        answer, figures = run_candidates(fits, weights, strategies, schedule, pop, out / "simulation",
+                                         optimal_target=config.get("simulate", "optimal_target"), echo=echo, **kw)
+        step.answer, step.figures = answer, figures
+        step.strategy_table = answer.strategies
+        cols = ["weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi", "prob_var_ratio_below_1"]
+        ref = answer.strategies.attrs["reference"]
+        shown = answer.strategies.loc[answer.strategies.index.get_level_values("strategy") != ref, cols]
+        echo(shown.round(3).to_string())
+        echo("")
+        for line in answer.headline:
+            echo("   " + line)
+        return step
+    echo(f"\n== 5. dosing strategies simulated from the '{which}' fit -> {out / 'simulation'}")
+    paths = run_simulation(fits[which], strategies, schedule, pop, out / "simulation", **kw)
+    summary_csv = next((p for p in paths.values() if str(p).endswith("summary.csv")), None)
+    if summary_csv is not None:
+        step.strategy_table = pd.read_csv(summary_csv)
+        cols = [c for c in ("strategy", "metric", "median_exposure_median", "bpv_cv_median", "var_ratio_median",
+                            "var_ratio_lo", "var_ratio_hi") if c in step.strategy_table.columns]
+        echo(step.strategy_table[cols].round(3).to_string(index=False))
+    step.figures = {k: p for k, p in paths.items() if str(p).endswith(".png")}
+    return step
+
+
+def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: SimulationStep, out: Path, *,
+                echo: Any = print) -> dict[str, Path]:
+    """Step 6 of ``poppk run``: the report, led by the (averaged) dosing answer."""
+    from poppk.report import export_covariate_report
+
+    target = fits.get(step.fit_name, next(iter(fits.values())))
+    echo(f"\n== 6. covariate report of '{step.fit_name}' -> {out}")
+    answer_tables = None
+    headline: list[str] = []
+    if step.answer is not None:
+        headline = list(step.answer.headline)
+        answer_tables = {"Between-patient variance ratio per model and averaged (stacking weights)":
+                         _answer_view(step.answer.strategies)}
+        if step.answer.optimal is not None:
+            answer_tables["Optimal size fraction f* of IBW + f*·(TBW − IBW), per model and averaged"] = \
+                step.answer.optimal
+    written = export_covariate_report(
+        target, out, formats=tuple(config.get("report", "formats", ["html", "csv", "json"])),
+        strategy_table=step.strategy_table, comparison_table=comparison, figures=step.figures or None,
+        title=config.get("report", "title"), dosing=tuple(config.get("report", "dosing", ["flat"])),
+        answer=headline, answer_tables=answer_tables,
+    )
+    for name, p in written.items():
+        echo(f"   {name}: {p}")
+    return written
+
+
+def _answer_view(table: Any) -> Any:
+    ref = table.attrs.get("reference")
+    keep = table.index.get_level_values("strategy") != ref
+    cols = [c for c in ("label", "weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi",
+                        "prob_var_ratio_below_1") if c in table.columns]
+    return table.loc[keep, cols]

@@ -19,7 +19,7 @@ def test_bundled_config_is_valid():
     d, base = doc()
     cfg = parse_config(d, base)
     assert cfg.data_path.is_file()
-    assert cfg.get("fit", "descriptors") == ["TBW", "AIBW"]
+    assert cfg.get("fit", "descriptors") == ["TBW", "AIBW", "ADJ"]
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,23 @@ def test_time_unit_is_required_once_and_consistent():
     d["data"]["time_unit"] = "fortnight"
     with pytest.raises(ConfigError, match="data.time_unit = 'fortnight': not a time unit"):
         parse_config(d, base)
+
+
+def test_candidate_specs_and_model_weights():
+    """'ADJ' in fit.descriptors is the adjusted size model; its prior and the weighting method are checked."""
+    import pytest
+
+    from poppk.config import candidate_spec, parse_config
+    from poppk.errors import ConfigError
+    from poppk.model import ModelSpec, Prior
+
+    base = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, units={"time": "h"})
+    adj = candidate_spec(base, "ADJ", ("CL", "V1"), {"family": "beta", "alpha": 2.0, "beta": 2.0})
+    assert adj.size_fraction == Prior.beta(2.0, 2.0) and {c.form for c in adj.covariates} == {"adjusted"}
+    assert candidate_spec(base, "AIBW", ("CL",)).covariates[0].name == "beta_CL_AIBW"
+    with pytest.raises(ConfigError, match="ADJ"):
+        candidate_spec(base, "AIBW", ("CL",), 0.4)
+    doc = {"data": {"path": "x.csv", "time_unit": "h"}, "model": {"structure": "1cmt", "typical": {"CL": 1, "V1": 10}},
+           "simulate": {"model_weights": "best"}}
+    with pytest.raises(ConfigError, match="model_weights"):
+        parse_config(doc)

@@ -22,11 +22,23 @@ def test_bundled_analysis_end_to_end(tmp_path):
         f = load_fit(out / "fits" / d)
         assert any(c.covariate == d for c in f.spec.covariates)
         assert (out / "checks" / d).is_dir() and any((out / "checks" / d).glob("*.png"))
-    # dosing simulation summary with variance ratios against 5 mg/kg TBW
-    summary = pd.read_csv(out / "simulation" / "summary.csv")
-    assert {"strategy", "metric", "var_ratio_median"} <= set(summary.columns)
-    # the report: one self-contained HTML file plus tables with provenance
+    adj = load_fit(out / "fits" / "ADJ")  # the adjusted size model: its fraction reloads with the fit
+    assert adj.spec.size_fraction is not None and "size_fraction" in adj.idata.posterior
+    # every model simulated, each with its own summary, and the answer averaged by stacking weights
+    for d in ("TBW", "AIBW", "ADJ"):
+        summary = pd.read_csv(out / "simulation" / d / "summary.csv")
+        assert {"strategy", "metric", "var_ratio_median"} <= set(summary.columns)
+    averaged = pd.read_csv(out / "simulation" / "averaged_strategies.csv")
+    assert list(averaged["model"].unique()) == ["averaged", "TBW", "AIBW", "ADJ"]
+    weights = averaged.drop_duplicates("model").set_index("model")["weight"]
+    assert weights.drop("averaged").sum() == pytest.approx(1.0)
+    answer = json.loads((out / "simulation" / "answer.json").read_text())
+    assert answer["headline"] and {v["metric"] for v in answer["verdicts"]} >= {"cmax_c1", "auc_c1"}
+    optimal = pd.read_csv(out / "simulation" / "optimal_fraction.csv")
+    assert ((optimal["f_opt_median"] >= 0) & (optimal["f_opt_median"] <= 1)).all()
+    # the report: one self-contained HTML file plus tables with provenance, led by the averaged answer
     html = (out / "report.html").read_text()
+    assert "The dosing answer" in html and "averaged over 3 fits" in html and "f* =" in html
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
     meta = json.loads((out / "report.json").read_text())
     assert meta["provenance"]["data"]["sha256"] if isinstance(meta["provenance"].get("data"), dict) else meta["provenance"]

@@ -391,6 +391,8 @@ def render_html(
     comparison_table: pd.DataFrame | None = None,
     figures: Sequence[tuple[str, str]] = (),
     companions: Sequence[str] = (),
+    answer: Sequence[str] = (),
+    answer_tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
     """The report as one self-contained HTML document (see :func:`export_covariate_report`).
 
@@ -404,6 +406,11 @@ def render_html(
              '<span class="badge warn">Convergence problems</span>')
     chains, draws = prov.get("chains"), prov.get("draws_per_chain")
     sections: list[tuple[str, str, str]] = []
+    if answer or answer_tables:
+        body = "".join(f"<p>{E(line)}</p>" for line in answer)
+        for caption, tab in (answer_tables or {}).items():
+            body += f"<h3>{E(caption)}</h3>" + _generic_html(tab)
+        sections.append(("answer", "The dosing answer", body))
 
     versions = prov.get("versions") or {}
     timings = prov.get("timings_s") or {}
@@ -539,6 +546,8 @@ def export_covariate_report(
     covariate_ci: float = 0.90,
     dosing: Iterable[str] = ("flat",),
     covariate_units: Mapping[str, str] | None = None,
+    answer: Sequence[str] = (),
+    answer_tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, Path]:
     """Write the covariate report of a fit: self-contained HTML, CSV tables and JSON.
 
@@ -572,6 +581,10 @@ def export_covariate_report(
         Dose assumptions of the exposure ratios, see :func:`covariate_effects`.
     covariate_units
         Unit labels of covariates.
+    answer, answer_tables
+        The dosing answer that leads the report: sentences (e.g.
+        :attr:`poppk.simulate.answer.AveragedAnswer.headline`) and
+        ``{caption: table}`` (the per-model and averaged variance ratios, f*).
 
     Returns
     -------
@@ -645,7 +658,8 @@ def export_covariate_report(
             title=str(title), provenance=prov, spec_text=fit.spec.describe(), convergence=conv,
             parameters=params, covariates=covs, forest_uri=_image_uri(forest),
             strategy_table=strategy_table, comparison_table=comparison_table, figures=fig_uris,
-            companions=[REPORT_FILES[k] for k in companions],
+            companions=[REPORT_FILES[k] for k in companions], answer=tuple(answer),
+            answer_tables=answer_tables,
         )
         write("html", page.encode("utf-8"))
 
@@ -667,6 +681,7 @@ def export_covariate_report(
                          "reference_band": list(covs.attrs.get("band", REFERENCE_BAND))},
             "tables": tables,
             "notes": notes,
+            "answer": list(answer),
         }
         write("json", (json.dumps(jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
     return written

@@ -131,9 +131,10 @@ def simulate_candidates(
             continue
         for m in sims[next(iter(sims))].metric.values:
             verdicts[(str(s), str(m))] = model_dependence(table, str(s), str(m))
-    optimal = _optimal_table(sims, w, optimal_target if optimal_target is not None else ref, ci, seed)
+    target = optimal_target if optimal_target is not None else ref
+    optimal = _optimal_table(sims, w, target, ci, seed)
     answer = AveragedAnswer(sims=sims, weights=w, strategies=table, optimal=optimal, verdicts=verdicts)
-    answer.headline = _headline(answer, fits, ref)
+    answer.headline = _headline(answer, fits, ref, target)
     return answer
 
 
@@ -156,14 +157,18 @@ def _fmt(t: Sequence[float]) -> str:
     return f"{t[0]:.2f} [{t[1]:.2f}, {t[2]:.2f}]"
 
 
-def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str) -> list[str]:
+def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target: Any) -> list[str]:
     lines = []
     sim0 = next(iter(answer.sims.values()))
     labels = dict(zip(map(str, sim0.strategy.values), map(str, sim0["strategy_label"].values))) \
         if "strategy_label" in sim0.coords else {}
     ref_label = labels.get(ref, ref)
+    target_label = labels.get(target, target) if isinstance(target, str) else "the given target"
     ws = ", ".join(f"{k} {v:.2f}" for k, v in answer.weights.items())
+    same = _same_as_earlier(answer.strategies, ref)
     for (s, m), v in answer.verdicts.items():
+        if s in same:
+            continue
         words = _METRIC_WORDS.get(m, m)
         p_below = float(answer.strategies.loc[(AVERAGED, s, m), "prob_var_ratio_below_1"])
         lines.append(
@@ -180,7 +185,7 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str) -> list
             dose = ""
             if "dose_per_kg_median" in r and np.isfinite(r["dose_per_kg_median"]):
                 dose = (f"; {r['dose_per_kg_median']:.2f} [{r['dose_per_kg_lo']:.2f}, {r['dose_per_kg_hi']:.2f}] "
-                        f"mg/kg of that size matches the median exposure of {ref_label}")
+                        f"mg/kg of that size matches the median exposure of {target_label}")
             lines.append(
                 f"Optimal dosing size for {_METRIC_WORDS.get(m, m)}: IBW + f*·(TBW − IBW) with "
                 f"f* = {r['f_opt_median']:.2f} [{r['f_opt_lo']:.2f}, {r['f_opt_hi']:.2f}]; its variance is "
@@ -188,6 +193,9 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str) -> list
                 f"{r['ratio_opt_vs_aibw_hi']:.2f}] of AIBW's (f = 0.4) and {r['ratio_opt_vs_tbw_median']:.2f} "
                 f"[{r['ratio_opt_vs_tbw_lo']:.2f}, {r['ratio_opt_vs_tbw_hi']:.2f}] of TBW's{dose}."
             )
+    for s, earlier in same.items():
+        lines.append(f"{labels.get(s, s)}: the same variance ratios as {labels.get(earlier, earlier)} (a dose level "
+                     "scales every patient's exposure alike under linear PK).")
     for name, f in fits.items():
         if getattr(f.spec, "size_fraction", None) is not None and not f.spec.size_fraction.is_fixed:
             v = np.asarray(f.idata.posterior["size_fraction"].values, dtype=float).ravel()
@@ -198,6 +206,23 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str) -> list
                 f"{f.spec.size_fraction})."
             )
     return lines
+
+
+def _same_as_earlier(table: pd.DataFrame, ref: str) -> dict[str, str]:
+    """Strategies whose averaged variance ratios equal an earlier strategy's (e.g. 5 and 6 mg/kg AIBW)."""
+    avg = table.loc[AVERAGED]
+    names = [s for s in dict.fromkeys(avg.index.get_level_values("strategy")) if s != ref]
+    out: dict[str, str] = {}
+    for i, s in enumerate(names):
+        for e in names[:i]:
+            if e in out:
+                continue
+            a = avg.loc[s, ["var_ratio_median", "var_ratio_lo", "var_ratio_hi"]].to_numpy(dtype=float)
+            b = avg.loc[e, ["var_ratio_median", "var_ratio_lo", "var_ratio_hi"]].to_numpy(dtype=float)
+            if np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True):
+                out[s] = e
+                break
+    return out
 
 
 def write_answer(answer: AveragedAnswer, out_dir: str | Path) -> dict[str, Path]:
