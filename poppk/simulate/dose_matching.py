@@ -99,7 +99,12 @@ def match_dose(
     dose, so simulating the matched strategy again would give the same
     numbers).  For non-linear strategies (rounding, dose caps) the rate is
     found by bisection on the posterior median of the per-draw ratio, each
-    trial rate simulated with the same draws and random effects.
+    trial rate simulated with the same draws and random effects.  The
+    per-draw medians are weighted medians when the population carries the
+    Bayesian bootstrap (``population_uncertainty``, passed on through
+    ``**kw`` as to :func:`~poppk.simulate.engine.simulate_strategies`; on by
+    default for a resampled population), so the matched rate's interval
+    also holds the uncertainty of the population.
 
     Parameters
     ----------

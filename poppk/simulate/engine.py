@@ -16,6 +16,13 @@ Two levels of variability are kept apart:
 * **parameter uncertainty** -- the spread of that statistic *across* draws,
   reported as a credible interval (:mod:`poppk.simulate.summaries`).
 
+A population resampled from the trial (``SOURCE_ID`` column) is by default
+given a Bayesian bootstrap per draw (``population_uncertainty``,
+:mod:`poppk.simulate.weighting`): each draw weighs the trial's covariate
+vectors by fresh Dirichlet(1, ..., 1) weights, so the interval across draws
+also carries the uncertainty of the population distribution that a few dozen
+trial patients leave.
+
 Memory is bounded: draws are processed in blocks (``chunk_draws``), patients
 within a block in chunks (``chunk_patients``), and per-draw statistics are
 computed on the fly; per-patient exposures are kept only if they fit
@@ -49,6 +56,7 @@ from poppk.simulate.exposure import DEFAULT_METRICS, ExposurePlan, check_metrics
 from poppk.simulate.population import VirtualPopulation, population_from_table
 from poppk.simulate.schedule import Schedule
 from poppk.simulate.strategies import DosingStrategy, parse_strategy
+from poppk.simulate.weighting import source_weights
 
 __all__ = [
     "simulate_strategies",
@@ -153,6 +161,43 @@ def _population_covariates(spec: ModelSpec, population: VirtualPopulation) -> di
     return covs
 
 
+#: Values of ``population_uncertainty``.
+POPULATION_UNCERTAINTY = ("auto", "bootstrap", "none")
+
+
+def _population_sources(population: VirtualPopulation, mode: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(position of each patient's source, the source ids) when the population is bootstrapped, else None."""
+    if mode is None or mode is False:
+        mode = "none"
+    if not isinstance(mode, str) or mode.strip().lower() not in POPULATION_UNCERTAINTY:
+        raise ConfigError(
+            f"population_uncertainty must be 'auto', 'bootstrap' or None/'none', got {mode!r}"
+        )
+    mode = mode.strip().lower()
+    has = "SOURCE_ID" in population.columns
+    if mode == "none" or (mode == "auto" and not has):
+        return None
+    if not has:
+        raise ConfigError(
+            "population_uncertainty='bootstrap' needs a population resampled from observed subjects (a SOURCE_ID "
+            f"column, as resample_population writes); this population ({population.source!r}) has the columns "
+            f"{list(population.columns)}. Use resample_population(fit, n), or population_uncertainty=None to take "
+            "the population as given"
+        )
+    ids = population.covariates["SOURCE_ID"]
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise ConfigError(f"virtual patient {i}: SOURCE_ID is missing; every resampled patient needs its source")
+    try:
+        codes, uniques = pd.factorize(ids, sort=True)
+    except TypeError:  # ids of mixed types: in order of appearance
+        codes, uniques = pd.factorize(ids, sort=False)
+    values = np.asarray(uniques)
+    if values.dtype == object:
+        values = values.astype(str)
+    return np.asarray(codes, dtype=np.intp), values
+
+
 # --------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------
@@ -180,6 +225,7 @@ def simulate_posterior(
     n_search: int = 5,
     n_grid: int = 48,
     auc_method: str = "auto",
+    population_uncertainty: str | None = "auto",
 ) -> xr.Dataset:
     """Simulate strategies for given population-parameter draws.
 
@@ -215,6 +261,7 @@ def simulate_posterior(
     oral = spec.absorption is not None
     plan = ExposurePlan.from_schedule(schedule, time_unit, oral=oral)
     covs = _population_covariates(spec, population)
+    sources = _population_sources(population, population_uncertainty)
     names = list(strategies)
     dose_mg = np.empty((population.n, len(names)))
     for j, name in enumerate(names):
@@ -255,6 +302,8 @@ def simulate_posterior(
         exceed=exceed_arr, quantiles=np.asarray(quantiles, dtype=float), seed=int(seed),
         chunk_patients=int(chunk_patients), keep=0 if lazy else keep, random_effects=bool(random_effects),
         options={"n_search": int(n_search), "n_grid": int(n_grid), "auc_method": auc_method},
+        source=None if sources is None else sources[0],
+        n_sources=0 if sources is None else len(sources[1]),
     )
     blocks = [np.arange(a, min(n, a + chunk_draws)) for a in range(0, n, chunk_draws)]
     report = progress if callable(progress) else (progress_printer(n, npat) if progress else None)
@@ -289,13 +338,14 @@ def simulate_posterior(
         exposure = lazy_exposure(ctx, n, chunk_draws)
     elapsed = time.perf_counter() - t0
     ds = _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res, exposure, elapsed,
-                   time_unit=time_unit, n_draws=n, seed=seed, threshold=threshold, exceed=exceed)
+                   time_unit=time_unit, n_draws=n, seed=seed, threshold=threshold, exceed=exceed,
+                   source_ids=None if sources is None else sources[1])
     ds.attrs["executed_by"] = how
     return ds
 
 
 def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res, exposure, elapsed, *,
-              time_unit, n_draws, seed, threshold, exceed) -> xr.Dataset:
+              time_unit, n_draws, seed, threshold, exceed, source_ids=None) -> xr.Dataset:
     spec = draws.spec
     metrics = ctx.metrics
     units = metric_units(spec.unit)
@@ -330,6 +380,12 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
         "exceed_threshold": ("metric", ctx.exceed),
         "quantile": np.asarray(ctx.quantiles),
     }
+    if ctx.source is not None:
+        # the Bayesian bootstrap of the population, stored per source (not per patient): see patient_weights
+        data["source_weight"] = (("draw", "source"), source_weights(ctx.seed, np.arange(n_draws), ctx.n_sources))
+        coords["source"] = source_ids
+        coords["source_count"] = ("source", np.bincount(ctx.source, minlength=ctx.n_sources))
+        coords["source_index"] = ("patient", np.asarray(ctx.source[:keep]))
     taken = set(data) | set(coords)
     for c in table.columns:
         col = table[c]
@@ -343,6 +399,10 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
             ds[v].attrs["units"] = "see metric_unit"
     ds["log_var"].attrs["description"] = "between-patient variance of log exposure, per draw"
     ds["p_exceed"].attrs["description"] = "fraction of patients above exceed_threshold, per draw"
+    if "source_weight" in ds:
+        ds["source_weight"].attrs["description"] = (
+            "Bayesian bootstrap of the population: Dirichlet(1, ..., 1) weight of each source subject per draw; "
+            "a virtual patient weighs its source's weight / source_count (summaries.patient_weights)")
     n_pd = n_draws * population.n
     ds.attrs.update({
         "description": "poppk dosing-strategy simulation",
@@ -358,6 +418,8 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
         "seed": int(seed),
         "random_effects": int(ctx.random_effects),
         "threshold": float(threshold) if threshold is not None else float("nan"),
+        "population_uncertainty": "bootstrap" if ctx.source is not None else "none",
+        "n_sources": int(ctx.n_sources),
         "elapsed_s": round(float(elapsed), 4),
         "patient_draws_per_s": round(float(n_pd / max(elapsed, 1e-9)), 1),
     })
@@ -383,6 +445,7 @@ def simulate_strategies(
     progress: bool | Callable[[int, int], None] = False,
     executor: Any = None,
     use_dask: bool = False,
+    population_uncertainty: str | None = "auto",
     **options: Any,
 ) -> xr.Dataset:
     """Simulate dosing strategies for a virtual population over posterior draws.
@@ -445,6 +508,25 @@ def simulate_strategies(
         Run the tasks as ``dask.delayed`` on the active dask scheduler: the
         default ``dask.distributed`` client if one exists, else dask's local
         scheduler.  The way the tasks ran is kept in ``attrs["executed_by"]``.
+    population_uncertainty
+        ``"auto"`` (default): a Bayesian bootstrap of the population when it
+        was resampled from observed subjects (it has a ``SOURCE_ID`` column,
+        as :func:`~poppk.simulate.population.resample_population` writes),
+        none otherwise; ``"bootstrap"``: require it; ``None`` or ``"none"``:
+        the population is held fixed.  With the bootstrap, draw ``d`` weighs
+        the source subjects by Dirichlet(1, ..., 1) weights (depending only
+        on ``seed`` and ``d``) shared equally among the virtual patients
+        drawn from each, who keep their own random effects; every per-draw
+        statistic over patients is the weighted one.  The credible interval
+        across draws then holds parameter uncertainty *and* the uncertainty
+        of the population distribution, whose support is the trial's
+        covariate vectors -- the trial's patients are a sample of the
+        population the dose will be used in, not the population itself.
+        Without it (a sampled population, or a user's table from
+        :func:`~poppk.simulate.population.population_from_table`, which is
+        taken as the population itself) the interval holds parameter
+        uncertainty only.  The choice is kept in
+        ``attrs["population_uncertainty"]``.
     **options
         ``n_search`` (points per infusion searched for Cmax, default 5),
         ``n_grid`` (grid per cycle for oral Cmax and time above, 48),
@@ -460,8 +542,15 @@ def simulate_strategies(
         ``sd``, ``quantiles``, ``p_exceed`` (draw, strategy, metric), and the
         draws' ``typical_<P>`` and ``omega_<P>``.  Coordinates: the patients'
         covariates on ``patient``, ``strategy_label``, ``metric_unit``,
-        ``exceed_threshold``.  Attributes: spec, schedule, seed, timing
-        (``elapsed_s``, ``patient_draws_per_s``).
+        ``exceed_threshold``.  With the population bootstrap, ``source_weight``
+        (draw, source; the Dirichlet weights of the source subjects, each row
+        summing to 1), the ``source`` ids with ``source_count`` (virtual
+        patients drawn from each) and ``source_index`` on ``patient`` (the
+        position of each patient's source); per-patient weights come from
+        :func:`~poppk.simulate.summaries.patient_weights`.  Attributes:
+        spec, schedule, seed, ``population_uncertainty`` (``"bootstrap"`` or
+        ``"none"``), ``n_sources``, timing (``elapsed_s``,
+        ``patient_draws_per_s``).
 
     Examples
     --------
@@ -483,6 +572,6 @@ def simulate_strategies(
         draws, strategies, schedule, population, metrics=metrics, seed=seed, threshold=threshold, exceed=exceed,
         chunk_patients=chunk_patients, chunk_draws=chunk_draws, keep_exposure=keep_exposure,
         max_exposure_mb=max_exposure_mb, random_effects=random_effects, progress=progress, executor=executor,
-        use_dask=use_dask, **options,
+        use_dask=use_dask, population_uncertainty=population_uncertainty, **options,
     )
 

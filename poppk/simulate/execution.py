@@ -6,16 +6,19 @@ shared by all), to :func:`run_blocks`.  A block computes individual parameters
 (:func:`poppk.model.parameters.log_individual_parameters`, the code of the
 likelihood) with fresh random effects per draw, their exposures
 (:func:`poppk.simulate.exposure.compute_exposures`), and the per-draw
-statistics over patients.  Patients are evaluated in chunks
-(``chunk_patients``) so memory stays bounded.
+statistics over patients -- weighted by the population's Bayesian bootstrap
+(:mod:`poppk.simulate.weighting`) when the context carries patient sources.
+Patients are evaluated in chunks (``chunk_patients``) so memory stays
+bounded.
 
 Blocks are independent, top-level (picklable) tasks that run serially, on an
 executor (``concurrent.futures``, or a ``dask.distributed`` Client, to which
 the context is scattered once) or through ``dask.delayed`` (``use_dask``, on
 the active dask scheduler or cluster).  :func:`lazy_exposure` gives the
 per-patient exposures as a dask array whose chunks are recomputed on demand.
-Random numbers depend only on ``seed``, the draw and the patient, never on
-chunking or on where a task runs.
+Random numbers (random effects and bootstrap weights) depend only on
+``seed``, the draw and the patient, never on chunking or on where a task
+runs.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from poppk.errors import ConfigError
 from poppk.model.parameters import log_individual_parameters
 from poppk.simulate.draws import PosteriorDraws
 from poppk.simulate.exposure import ExposurePlan, compute_exposures, time_above
+from poppk.simulate.weighting import expand_weights, source_weights, weighted_quantiles, weighted_variance
 
-__all__ = ["BlockContext", "run_blocks", "lazy_exposure", "progress_printer"]
+__all__ = ["BlockContext", "block_weights", "run_blocks", "lazy_exposure", "progress_printer"]
 
 
 # --------------------------------------------------------------------------
@@ -48,7 +52,10 @@ class BlockContext:
     ``doses`` are (n_patients, S) in the model's amount unit; ``exceed`` holds
     one threshold per metric (NaN: none); ``keep`` is the number of patients
     whose exposures a block returns; ``options`` go to
-    :func:`~poppk.simulate.exposure.compute_exposures`.
+    :func:`~poppk.simulate.exposure.compute_exposures`.  ``source`` (the
+    position of each patient's source subject among ``n_sources``), when
+    given, turns on the population's Bayesian bootstrap: the per-draw
+    statistics are weighted (:mod:`poppk.simulate.weighting`).
     """
 
     draws: PosteriorDraws
@@ -64,6 +71,15 @@ class BlockContext:
     keep: int
     random_effects: bool
     options: dict[str, Any] = field(default_factory=dict)
+    source: np.ndarray | None = None  # (n_patients,) int, or None: no population bootstrap
+    n_sources: int = 0
+
+
+def block_weights(ctx: BlockContext, idx: np.ndarray) -> np.ndarray | None:
+    """(len(idx), n_patients) bootstrap weights of the draws ``idx`` (each row sums to 1), or None when off."""
+    if ctx.source is None:
+        return None
+    return expand_weights(source_weights(ctx.seed, idx, ctx.n_sources), ctx.source)
 
 
 def _individual_parameters(ctx: BlockContext, idx: np.ndarray, pat: slice = slice(None)) -> dict[str, np.ndarray]:
@@ -133,8 +149,16 @@ def _exposures(ctx: BlockContext, idx: np.ndarray, pat: slice = slice(None)) -> 
     return E
 
 
-def _stats(E: np.ndarray, exceed: np.ndarray, quantiles: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-draw statistics over patients (axis 1) of E (nb, n_patients, S, M)."""
+def _stats(E: np.ndarray, exceed: np.ndarray, quantiles: np.ndarray,
+           weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-draw statistics over patients (axis 1) of E (nb, n_patients, S, M).
+
+    ``weights`` (nb, n_patients), each row summing to 1, give the weighted
+    statistics (:func:`_weighted_stats`); None: every patient counts the
+    same (variances and SDs with ``ddof=1``).
+    """
+    if weights is not None:
+        return _weighted_stats(E, exceed, quantiles, weights)
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         positive = np.all(E > 0, axis=1)
@@ -150,9 +174,42 @@ def _stats(E: np.ndarray, exceed: np.ndarray, quantiles: np.ndarray) -> dict[str
     return {"log_mean": log_mean, "log_var": log_var, "mean": mean, "sd": sd, "quantiles": q, "p_exceed": p_exceed}
 
 
+def _weighted_stats(E: np.ndarray, exceed: np.ndarray, quantiles: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics of :func:`_stats` with per-draw patient weights.
+
+    Means and fractions are weighted sums; variances carry the reliability
+    correction 1 / (1 - Σw²) (``ddof=1`` for equal weights); quantiles come
+    from sorted values and cumulative weights
+    (:func:`~poppk.simulate.weighting.weighted_quantiles`, NumPy's linear
+    quantile for equal weights).  Each draw is reduced on its own, so the
+    sums do not depend on how many draws a block holds (bit-for-bit equal
+    results whatever the chunking or executor).
+    """
+    nb, _, S, M = E.shape
+    out = {k: np.empty((nb, S, M)) for k in ("log_mean", "log_var", "mean", "sd", "p_exceed")}
+    out["quantiles"] = np.empty((nb, S, M, len(quantiles)))
+    thr = np.where(np.isfinite(exceed), exceed, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for j in range(nb):
+            e = E[j]  # (n_patients, S, M)
+            w = weights[j][:, None, None]
+            positive = np.all(e > 0, axis=0)
+            loge = np.log(np.where(e > 0, e, 1.0))
+            out["log_mean"][j] = np.where(positive, np.sum(w * loge, axis=0), np.nan)
+            out["log_var"][j] = np.where(positive, weighted_variance(loge, w, axis=0), np.nan)
+            out["mean"][j] = np.sum(w * e, axis=0)
+            out["sd"][j] = np.sqrt(weighted_variance(e, w, axis=0))
+            out["quantiles"][j] = weighted_quantiles(np.ascontiguousarray(np.moveaxis(e, 0, -1)), weights[j],
+                                                     quantiles)
+            out["p_exceed"][j] = np.where(np.isfinite(exceed), np.sum(w * (e > thr), axis=0), np.nan)
+    return out
+
+
 def _run_block(ctx: BlockContext, idx: np.ndarray) -> dict[str, Any]:
-    E = _exposures(ctx, np.asarray(idx))
-    out = _stats(E, ctx.exceed, ctx.quantiles)
+    idx = np.asarray(idx)
+    E = _exposures(ctx, idx)
+    out = _stats(E, ctx.exceed, ctx.quantiles, block_weights(ctx, idx))
     out["idx"] = np.asarray(idx)
     out["exposure"] = E[:, : ctx.keep].copy() if ctx.keep else None
     return out

@@ -14,9 +14,16 @@ descriptors ``TBW, IBW, AIBW, LBW, BSA, BMI`` derived by
   normals;
 * :func:`population_from_table` -- a user's covariate table.
 
-Populations are fixed across posterior draws in a simulation: the between-
-patient spread of covariates is part of the between-patient variability that
-the simulation reports.
+The covariate vectors are fixed across posterior draws in a simulation: the
+between-patient spread of covariates is part of the between-patient
+variability that the simulation reports.  A resampled population (it records
+its ``SOURCE_ID``) is by default re-weighted per draw by a Bayesian bootstrap
+of its source subjects (``population_uncertainty`` of
+:func:`~poppk.simulate.engine.simulate_strategies`,
+:mod:`poppk.simulate.weighting`): the trial's patients are a sample of the
+population the dose will be used in, and the interval carries that
+uncertainty.  A sampled population or a user's table is taken as the
+population itself.
 """
 
 from __future__ import annotations
@@ -252,6 +259,12 @@ def population_from_table(
 ) -> VirtualPopulation:
     """A virtual population from a covariate table (one row per patient).
 
+    The table is taken as the population itself: a simulation weighs its
+    rows equally in every draw (no Bayesian bootstrap), unless the table
+    has a ``SOURCE_ID`` column (as a saved :func:`resample_population`
+    has), which marks it as a resample of those subjects (pass
+    ``population_uncertainty=None`` to the simulation to hold it fixed).
+
     Parameters
     ----------
     table
@@ -318,7 +331,11 @@ def resample_population(
     Rows are drawn with replacement, so every virtual patient has a real
     patient's combination of weight, height, sex, albumin, ... (the joint
     structure is kept).  A column ``SOURCE_ID`` records which subject was
-    drawn.
+    drawn; with it, :func:`~poppk.simulate.engine.simulate_strategies`
+    by default weighs the source subjects by a fresh Bayesian bootstrap
+    (Dirichlet(1, ..., 1) weights) per posterior draw, so that the answer
+    carries the uncertainty of the covariate distribution the trial's few
+    subjects leave (``population_uncertainty``).
 
     Parameters
     ----------

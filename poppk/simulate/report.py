@@ -176,6 +176,7 @@ def run_simulation(
     parallel: str = "threads",
     scheduler_address: str | None = None,
     executor: Any = None,
+    population_uncertainty: str | None = "auto",
 ) -> dict[str, Path]:
     """Everything ``poppk simulate`` does: load, build, simulate, write.
 
@@ -209,6 +210,10 @@ def run_simulation(
         0 workers: serially in this process.
     executor
         Or an executor of your own (e.g. a ``dask.distributed.Client``).
+    population_uncertainty
+        ``"auto"`` (a Bayesian bootstrap of a resampled population, per
+        draw), ``"bootstrap"`` or ``None``: see
+        :func:`~poppk.simulate.engine.simulate_strategies`.
 
     Returns
     -------
@@ -234,13 +239,14 @@ def run_simulation(
     with parallel_executor(workers, parallel, address=scheduler_address) as client:
         sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
                                   metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
-                                  exceed=exceed, progress=progress,
+                                  exceed=exceed, progress=progress, population_uncertainty=population_uncertainty,
                                   executor=executor if executor is not None else client)
     written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
     written["command"] = atomic_write_text(Path(out_dir) / "command.json", json.dumps({
         "strategies": {k: v.label for k, v in strats.items()}, "schedule": sched.to_dict(),
         "population": pop.source, "n_patients": pop.n, "n_draws": sim.sizes["draw"], "seed": seed,
         "metrics": [str(m) for m in sim.metric.values], "threshold": threshold, "exceed": dict(exceed or {}),
-        "reference": reference, "elapsed_s": sim.attrs["elapsed_s"],
+        "reference": reference, "population_uncertainty": sim.attrs.get("population_uncertainty", "none"),
+        "elapsed_s": sim.attrs["elapsed_s"],
     }, indent=2))
     return written

@@ -7,6 +7,12 @@ into the between-patient statistics of each draw (median, 5th/95th
 percentiles, CV, variance of log exposure); :func:`summarize_strategies`
 reports each as its posterior median and credible interval across draws, with
 the variance ratio against a reference strategy.
+
+When the simulation carries the population's Bayesian bootstrap
+(``attrs["population_uncertainty"] == "bootstrap"``), every statistic over
+patients is weighted by that draw's patient weights
+(:func:`patient_weights`), and the interval across draws holds the
+uncertainty of the parameters and of the population distribution.
 """
 
 from __future__ import annotations
@@ -19,8 +25,90 @@ import pandas as pd
 import xarray as xr
 
 from poppk.errors import ConfigError
+from poppk.simulate.weighting import expand_weights, weight_parts
 
-__all__ = ["per_draw_statistics", "summarize_strategies"]
+__all__ = ["patient_weights", "per_draw_statistics", "summarize_strategies"]
+
+
+def _source_parts(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """(source weights (draw, source), each patient's source position), or None without the bootstrap."""
+    if "source_weight" not in sim or "source_index" not in sim.coords:
+        return None
+    g = np.asarray(sim["source_weight"].transpose("draw", "source").values, dtype=float)
+    return g, np.asarray(sim["source_index"].values, dtype=np.intp)
+
+
+def patient_weights(sim: xr.Dataset) -> xr.DataArray | None:
+    """Per-draw weights of the virtual patients (the population's Bayesian bootstrap), or None.
+
+    Patient ``j`` of draw ``d`` weighs ``source_weight[d, s_j] / c_{s_j}``
+    (``c_s``: the patients of the simulation's ``patient`` dimension drawn
+    from source ``s``), normalised to sum 1 per draw: the statistic of draw
+    ``d`` over patients is the weighted one, and its spread across draws
+    carries the uncertainty of the population distribution.  When only the
+    first patients were kept the weights are those of the kept patients
+    (the bootstrap restricted to their sources, again summing to 1).
+
+    Parameters
+    ----------
+    sim
+        Output of :func:`~poppk.simulate.engine.simulate_strategies`.
+
+    Returns
+    -------
+    xarray.DataArray or None
+        Dims (draw, patient), each draw summing to 1 (a draws × patients
+        array in memory); None when the simulation has no population
+        weights (``population_uncertainty`` off, a sampled population or a
+        user's table).
+
+    Examples
+    --------
+    >>> from poppk.model import ModelSpec, CovariateEffect
+    >>> from poppk.simulate import (PosteriorDraws, PerKg, Schedule, resample_population, sample_population,
+    ...                             simulate_strategies)
+    >>> spec = ModelSpec("1cmt", {"CL": 0.03, "V1": 4.0}, covariates=(CovariateEffect("CL", "TBW", reference=70.0),),
+    ...                  iiv=("CL",), units={"time": "day"})
+    >>> draws = PosteriorDraws.from_values(spec, typical={"CL": 0.03, "V1": 4.0}, betas={"beta_CL_TBW": 0.75},
+    ...                                    omega={"CL": 0.3}, n_draws=3)
+    >>> trial = sample_population(40, seed=1).covariates
+    >>> sim = simulate_strategies(draws, {"TBW": PerKg(5)}, Schedule.q3w(2), resample_population(trial, 500),
+    ...                           metrics=["auc_ss"])
+    >>> w = patient_weights(sim)
+    >>> w.dims, bool(np.allclose(w.sum("patient"), 1.0))
+    (('draw', 'patient'), True)
+    """
+    parts = _source_parts(sim)
+    if parts is None:
+        return None
+    g, src = parts
+    w = expand_weights(g, src) if src.size else np.zeros((g.shape[0], 0))
+    coords: dict[str, Any] = {}
+    if "draw" in sim.coords:
+        coords["draw"] = sim["draw"].values
+    if "patient" in sim.coords:
+        coords["patient"] = sim["patient"].values
+    return xr.DataArray(w, dims=("draw", "patient"), coords=coords, name="patient_weight")
+
+
+def _lazy_patient_weights(sim: xr.Dataset, like: xr.DataArray) -> xr.DataArray | None:
+    """:func:`patient_weights` as a dask array chunked like ``like``'s (draw, patient) axes (computed per chunk)."""
+    parts = _source_parts(sim)
+    if parts is None:
+        return None
+    import dask.array as da
+
+    g, src = parts
+    count, total = weight_parts(g, src)
+    axes = [like.dims.index("draw"), like.dims.index("patient")]
+    chunks = (like.data.chunks[axes[0]], like.data.chunks[axes[1]])
+
+    def block(block_info: Any = None) -> np.ndarray:
+        (d0, d1), (p0, p1) = block_info[None]["array-location"]
+        return g[d0:d1][:, src[p0:p1]] / count[None, p0:p1] / total[d0:d1, None]
+
+    w = da.map_blocks(block, dtype=float, chunks=chunks, meta=np.empty((0, 0)))
+    return xr.DataArray(w, dims=("draw", "patient"), coords={"draw": sim["draw"].values, "patient": sim["patient"].values})
 
 
 def per_draw_statistics(sim: xr.Dataset, *, exceed: Mapping[str, float] | None = None) -> xr.Dataset:
@@ -30,7 +118,8 @@ def per_draw_statistics(sim: xr.Dataset, *, exceed: Mapping[str, float] | None =
     ``bpv_cv`` (SD / mean over patients), ``bpv_var_log`` (variance of log
     exposure), ``log_mean`` and ``p_exceed``.  With ``exceed`` the fractions
     above new thresholds are recomputed from the per-patient exposures (all
-    patients must have been kept).
+    patients must have been kept), weighted by :func:`patient_weights` when
+    the simulation carries the population bootstrap.
     """
     q = sim["quantiles"]
     out = xr.Dataset({
@@ -50,7 +139,14 @@ def per_draw_statistics(sim: xr.Dataset, *, exceed: Mapping[str, float] | None =
             )
         thr = xr.DataArray([float(exceed.get(m, np.nan)) for m in sim.metric.values], dims="metric",
                            coords={"metric": sim.metric.values})
-        frac = (sim["exposure"] > thr.fillna(0.0)).mean("patient").compute()  # one pass over lazy exposures
+        above = sim["exposure"] > thr.fillna(0.0)
+        lazy = not isinstance(sim["exposure"].data, np.ndarray)
+        w = _lazy_patient_weights(sim, sim["exposure"]) if lazy else patient_weights(sim)
+        if w is None:
+            frac = above.mean("patient")
+        else:
+            frac = (above * w).sum("patient")
+        frac = frac.compute()  # one pass over lazy exposures
         out["p_exceed"] = frac.where(thr.notnull())
         out = out.assign_coords(exceed_threshold=thr)
     return out
@@ -97,7 +193,12 @@ def summarize_strategies(
     For every draw the between-patient statistics are computed over patients
     (:func:`per_draw_statistics`); each is reported as its posterior median
     and equal-tailed ``ci`` credible interval across draws (parameter
-    uncertainty).
+    uncertainty; with the population's Bayesian bootstrap, also the
+    uncertainty of the population distribution, whose support is the
+    covariate vectors of the trial the population was resampled from --
+    see ``population_uncertainty`` of
+    :func:`~poppk.simulate.engine.simulate_strategies`; a user's table is
+    taken as the population itself).
 
     Parameters
     ----------
@@ -131,8 +232,9 @@ def summarize_strategies(
         strategy has less between-patient variance than the reference),
         ``var_log_bpv`` (mean over draws of the BPV variance of log exposure),
         ``var_log_param`` (variance over draws of the mean log exposure: the
-        parameter-uncertainty part), ``label``, ``unit``, ``threshold``.
-        ``attrs`` holds ``reference``, ``ci``, ``n_draws``, ``n_patients``.
+        parameter-uncertainty part, and the population's with the bootstrap), ``label``, ``unit``, ``threshold``.
+        ``attrs`` holds ``reference``, ``ci``, ``n_draws``, ``n_patients``,
+        ``population_uncertainty``.
     """
     if not 0 < ci < 1:
         raise ConfigError(f"ci must be in (0, 1), got {ci}")
@@ -173,6 +275,7 @@ def summarize_strategies(
                 rows.append(row)
     df = pd.DataFrame(rows).set_index(["strategy", "metric"])
     df.attrs.update({"reference": ref, "ci": ci, "n_draws": int(sim.sizes["draw"]),
-                     "n_patients": int(sim.attrs.get("n_patients", sim.sizes.get("patient", 0)))})
+                     "n_patients": int(sim.attrs.get("n_patients", sim.sizes.get("patient", 0))),
+                     "population_uncertainty": str(sim.attrs.get("population_uncertainty", "none"))})
     return df
 

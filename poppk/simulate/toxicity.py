@@ -34,6 +34,7 @@ import xarray as xr
 from poppk.errors import ConfigError, DatasetError, DataWarning
 from poppk.simulate.exposure import DOSE_LINEAR_METRICS, ExposurePlan, compute_exposures, metric_units
 from poppk.simulate.schedule import Schedule, convert_time
+from poppk.simulate.summaries import patient_weights
 
 __all__ = ["trial_exposures", "fit_exposure_toxicity", "ExposureToxicity", "predict_incidence", "infer_cycle"]
 
@@ -337,7 +338,10 @@ def predict_incidence(
 
     For each simulation draw d (PK posterior draw, fresh random effects) a
     logistic posterior draw k is paired at random; the incidence is the mean
-    over virtual patients of expit(α_k + β_k (log E_dp - log E_ref)).
+    over virtual patients of expit(α_k + β_k (log E_dp - log E_ref)) -- weighted
+    by draw d's patient weights when the simulation carries the population's
+    Bayesian bootstrap (:func:`~poppk.simulate.summaries.patient_weights`),
+    so the interval also holds the uncertainty of the population.
 
     Parameters
     ----------
@@ -371,7 +375,11 @@ def predict_incidence(
     k = np.random.default_rng(seed).choice(a.size, size=E.shape[0], replace=a.size < E.shape[0])
     x = np.log(E) - tox.log_reference
     p = 1 / (1 + np.exp(-(a[k][:, None, None] + b[k][:, None, None] * x)))
-    inc = p.mean(axis=1)  # (draw, strategy)
+    w = patient_weights(sim)
+    if w is None:
+        inc = p.mean(axis=1)  # (draw, strategy)
+    else:
+        inc = np.einsum("dp,dps->ds", np.asarray(w.transpose("draw", "patient").values, dtype=float), p)
     names = [str(s) for s in sim.strategy.values]
     ref = names[0] if reference is None else reference
     if ref not in names:
@@ -387,5 +395,5 @@ def predict_incidence(
         "difference_hi": np.quantile(diff, hi, 0),
     }, index=pd.Index(names, name="strategy"))
     df.attrs.update({"reference": ref, "ci": ci, "metric": tox.metric, "n_draws": int(E.shape[0]),
-                     "n_patients": int(E.shape[1])})
+                     "n_patients": int(E.shape[1]), "weighted": w is not None})
     return df

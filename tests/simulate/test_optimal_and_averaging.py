@@ -147,3 +147,28 @@ def test_simulate_candidates_writes_the_averaged_answer(tmp_path):
     doc = json.loads(written["answer_json"].read_text())
     assert doc["weights"] == {"TBW": 0.7, "IBW": 0.3} and doc["verdicts"][0]["depends_on_model"] is True
     assert pd.read_csv(written["averaged_strategies"])["model"].iloc[0] == "averaged"
+
+
+def test_f_opt_uses_the_population_bootstrap_weights():
+    """With a resampled population, f* and its variances are taken under each draw's bootstrap weights: the
+    ratio at 0.4 vs 1 equals the simulated (weighted) AIBW/TBW ratio, and differs from the unweighted one."""
+    from poppk.simulate import (PerKg, PosteriorDraws, Schedule, per_draw_statistics, resample_population,
+                                sample_population, simulate_strategies)
+    from poppk.simulate.optimal import optimal_size_fraction
+    from poppk.simulate.summaries import patient_weights
+
+    spec, betas = _adjusted_spec(0.5, 0.8, 0.9)
+    d = PosteriorDraws.from_values(spec, typical={"CL": 0.5, "V1": 4.0}, betas=betas,
+                                   omega={"CL": 0.2, "V1": 0.2}, n_draws=8)
+    trial = sample_population(40, seed=5, female_fraction=1.0).covariates
+    pop = resample_population(trial, 1500, seed=1)
+    kw = dict(seed=1, metrics=["auc_c1"], keep_exposure=True)
+    strategies = {"tbw": PerKg(5.0), "aibw": PerKg(5.0, "AIBW")}
+    sim = simulate_strategies(d, strategies, Schedule.q3w(2, infusion="90 min"), pop, **kw)
+    assert patient_weights(sim) is not None
+    opt = optimal_size_fraction(sim, strategy="tbw")
+    st = per_draw_statistics(sim)
+    weighted = (st["bpv_var_log"].sel(strategy="aibw") / st["bpv_var_log"].sel(strategy="tbw")).sel(metric="auc_c1")
+    np.testing.assert_allclose(opt["ratio_aibw_vs_tbw"].sel(metric="auc_c1").values, weighted.values, rtol=1e-6)
+    off = optimal_size_fraction(sim.drop_vars("source_weight"), strategy="tbw")
+    assert not np.allclose(off["f_opt"].values, opt["f_opt"].values, rtol=1e-3)

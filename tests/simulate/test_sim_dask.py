@@ -219,3 +219,69 @@ def test_parallel_executor_connects_to_a_scheduler_address(serial, pop):
     with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
         with parallel_executor(address="tcp://127.0.0.1:9", connect_timeout=2):
             pass
+
+
+# --------------------------------------------------------------------------
+# the population's Bayesian bootstrap: the weighted statistics are the same however the blocks run
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def boot_pop():
+    from poppk.simulate import resample_population
+
+    return resample_population(sample_population(40, seed=8).covariates, 300, seed=1)
+
+
+@pytest.fixture(scope="module")
+def boot_serial(boot_pop):
+    sim = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, **KW)
+    assert sim.attrs["population_uncertainty"] == "bootstrap"
+    return sim
+
+
+def test_bootstrap_weights_do_not_depend_on_chunking_or_executors(boot_serial, boot_pop, thread_cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    variables = COMPARED + ("exposure", "source_weight")
+    one = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, chunk_draws=1,
+                              chunk_patients=37, **KW)
+    _same(one, boot_serial, variables)
+    with ThreadPoolExecutor(2) as ex:
+        _same(simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, chunk_draws=2,
+                                  executor=ex, **KW), boot_serial, variables)
+    _same(simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, chunk_draws=1,
+                              use_dask=True, **KW), boot_serial, variables)
+    got = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, chunk_draws=1,
+                              executor=thread_cluster, **KW)
+    assert got.attrs["executed_by"] == "dask.distributed"
+    _same(got, boot_serial, variables)
+    # the bootstrap changes the statistics (it is on), the random effects stay those of the fixed population
+    off = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure=True, population_uncertainty=None,
+                              **KW)
+    np.testing.assert_array_equal(off["exposure"].values, boot_serial["exposure"].values)
+    assert not np.allclose(off["log_var"].values, boot_serial["log_var"].values)
+
+
+def test_lazy_bootstrapped_simulation_gives_the_eager_weighted_statistics(boot_serial, boot_pop, thread_cluster):
+    from poppk.simulate.summaries import patient_weights
+
+    lazy = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure="lazy", chunk_draws=4,
+                               chunk_patients=70, **KW)
+    assert isinstance(lazy["exposure"].data, da.Array)
+    _same(lazy, boot_serial, COMPARED + ("source_weight",))
+    np.testing.assert_array_equal(patient_weights(lazy).values, patient_weights(boot_serial).values)
+    # new thresholds: the weighted fraction, reduced chunk by chunk (weights built per chunk too)
+    got = per_draw_statistics(lazy, exceed={"auc_c1": 300.0})["p_exceed"]
+    want = per_draw_statistics(boot_serial, exceed={"auc_c1": 300.0})["p_exceed"]
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-12)
+    E = boot_serial["exposure"].sel(metric="auc_c1").transpose("draw", "patient", "strategy").values
+    w = patient_weights(boot_serial).values
+    np.testing.assert_allclose(want.sel(metric="auc_c1").transpose("draw", "strategy").values,
+                               np.einsum("dp,dps->ds", w, (E > 300.0).astype(float)), rtol=1e-12)
+    with thread_cluster.as_current():
+        on_cluster = simulate_strategies(_draws(), STRATEGIES, Q3W, boot_pop, keep_exposure="lazy", chunk_draws=2,
+                                         use_dask=True, **KW)
+        _same(on_cluster, boot_serial)
+        np.testing.assert_allclose(per_draw_statistics(on_cluster, exceed={"auc_c1": 300.0})["p_exceed"].values,
+                                   want.values, rtol=1e-12)
