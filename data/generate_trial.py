@@ -44,6 +44,7 @@ import pandas as pd
 
 from poppk.bodysize import aibw as _aibw
 from poppk.bodysize import ibw as _ibw
+from poppk.bodysize import lbw as _lbw
 from poppk.pk import concentration, half_lives, padded_dose_matrix
 
 __all__ = [
@@ -60,6 +61,9 @@ __all__ = [
     "LLOQ",
     "RECORD_COLUMNS",
     "TRUTH_COLUMNS",
+    "SIZE_DESCRIPTORS",
+    "size_descriptor_values",
+    "demographics",
 ]
 
 DEFAULT_SEED = 20260101
@@ -88,6 +92,11 @@ TRUE_PARAMETERS: dict[str, float] = {
     "PROP": 0.15,         # proportional residual error (SD, fraction)
     "ADD": 0.05,          # additive residual error (SD, ug/mL)
 }
+
+#: Descriptors the true PK can scale on (``size_descriptor=``); "none": no size effect.
+SIZE_DESCRIPTORS: tuple[str, ...] = ("TBW", "AIBW", "IBW", "LBW", "none")
+#: Height (cm) of the reference patient: with WT_REF, the reference of every descriptor.
+HT_REF = 162.0
 
 #: Ocular AE model: P = logistic(A + B * log(CMAX1 / CREF)), CMAX1 in ug/mL.
 AE_MODEL: dict[str, float] = {"A": -1.0, "B": 8.0, "CREF": 120.0}
@@ -194,14 +203,55 @@ def _etas(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return eta_cl, eta_v1
 
 
+def size_descriptor_values(descriptor: str, wt: np.ndarray, ht: np.ndarray) -> tuple[np.ndarray, float]:
+    """The true size of women of weight ``wt`` (kg) and height ``ht`` (cm), and its reference value.
+
+    ``descriptor`` is one of :data:`SIZE_DESCRIPTORS` (IBW by the mirvetuximab
+    label's formula, AIBW with factor 0.4, LBW by Janmahasatian); the reference
+    is the descriptor of a 70-kg, 162-cm woman, so the typical values keep
+    their meaning.  ``"none"`` gives ones (no size effect).
+    """
+    wt, ht = np.asarray(wt, float), np.asarray(ht, float)
+    ref_wt, ref_ht = np.array([TRUE_PARAMETERS["WT_REF"]]), np.array([HT_REF])
+
+    def value(w: np.ndarray, h: np.ndarray) -> np.ndarray:
+        sex = np.full(len(w), "F")
+        if descriptor == "TBW":
+            return w
+        if descriptor == "IBW":
+            return _ibw(h, sex, method="label")
+        if descriptor == "AIBW":
+            return _aibw(w, _ibw(h, sex, method="label"), factor=0.4)
+        if descriptor == "LBW":
+            return _lbw(w, h, sex)
+        if descriptor == "none":
+            return np.ones(len(w))
+        raise ValueError(f"size_descriptor must be one of {SIZE_DESCRIPTORS}, got {descriptor!r}")
+
+    return value(wt, ht), float(value(ref_wt, ref_ht)[0])
+
+
+def demographics(n: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """``n`` women drawn from the trial's demographic distribution (WT, HT, AGE, ALB).
+
+    The population that a trial's patients are a sample of: the truth a
+    simulated dosing answer is judged against is computed in it.
+    """
+    return _demographics(_streams(seed)["demographics"], int(n))
+
+
 def _individual(
     wt: np.ndarray, alb: np.ndarray, eta_cl: np.ndarray, eta_v1: np.ndarray,
-    cl_exp: float, v_exp: float, alb_exp: float,
+    cl_exp: float, v_exp: float, alb_exp: float, *, ht: np.ndarray | None = None, descriptor: str = "TBW",
 ) -> dict[str, np.ndarray]:
     p = TRUE_PARAMETERS
-    size_v = (wt / p["WT_REF"]) ** v_exp
+    if descriptor == "TBW":
+        size, ref = np.asarray(wt, float), p["WT_REF"]
+    else:
+        size, ref = size_descriptor_values(descriptor, wt, ht)  # type: ignore[arg-type]
+    size_v = (size / ref) ** v_exp
     return {
-        "CL": p["CL"] * (wt / p["WT_REF"]) ** cl_exp * (alb / p["ALB_REF"]) ** alb_exp
+        "CL": p["CL"] * (size / ref) ** cl_exp * (alb / p["ALB_REF"]) ** alb_exp
         * np.exp(eta_cl),
         "V1": p["V1"] * size_v * np.exp(eta_v1),
         "Q": p["Q"] * size_v,
@@ -312,6 +362,7 @@ def generate_trial(
     *,
     alb_exponent: float = -0.5,
     residual_error: bool = True,
+    size_descriptor: str = "TBW",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate the trial and return ``(records, truth)``.
 
@@ -324,7 +375,12 @@ def generate_trial(
         Cohort sizes by dose level (mg/kg of TBW, resp. AIBW); default
         :data:`ESCALATION` and :data:`EXPANSION`.
     cl_size_exponent, v_size_exponent
-        True exponents of WT/70 on CL, and on V1, Q and V2.
+        True exponents of the size (WT/70 by default) on CL, and on V1, Q and V2.
+    size_descriptor
+        The size the true PK follow: ``"TBW"`` (default), ``"AIBW"``, ``"IBW"``,
+        ``"LBW"`` or ``"none"`` (:func:`size_descriptor_values`).  Patients,
+        schedules and random effects are the same for every choice (common
+        random numbers).
     alb_exponent
         True exponent of ALB/4 on CL.
     residual_error
@@ -356,7 +412,7 @@ def generate_trial(
     dose_wt = np.where(basis == "AIBW", aibw, demo["WT"])
     dose_mg = np.round(mgkg * dose_wt, 1)
     par = _individual(demo["WT"], demo["ALB"], eta_cl, eta_v1,
-                      cl_size_exponent, v_size_exponent, alb_exponent)
+                      cl_size_exponent, v_size_exponent, alb_exponent, ht=demo["HT"], descriptor=size_descriptor)
 
     # event tables
     d_sub = np.concatenate([np.full(s["n_cycles"], i) for i, s in enumerate(sched)])

@@ -1,0 +1,54 @@
+"""One-trial version of benchmarks/calibrate_ratio.py: the calibration machinery end to end, small."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calibrate_ratio.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("calibrate_ratio", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("calibrate_ratio", mod)  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return sys.modules["calibrate_ratio"]
+
+
+def test_true_ratio_moves_with_the_truth():
+    """In the generator's population: AIBW dosing narrows exposure when PK follow AIBW, widens it under TBW^1."""
+    cal = _load()
+    small = cal.Settings(n_truth=20_000)
+    aibw, tbw1 = cal.true_ratio("AIBW", small), cal.true_ratio("TBW^1", small)
+    for m in cal.METRICS:
+        assert aibw["var_ratio"][m] < 1 < tbw1["var_ratio"][m]
+    assert tbw1["f_opt"]["auc_c1"] > 0.9 and aibw["f_opt"]["auc_c1"] < 0.6
+
+
+def test_one_replicate_is_analysed_cached_and_summarised(tmp_path):
+    cal = _load()
+    settings = cal.Settings(chains=2, tune=150, draws=150, n_patients=400, n_sim_draws=40, n_truth=20_000,
+                            cohort_scale=0.6)
+    truth = cal.true_ratio("TBW^1", settings)
+    res = cal.run_replicate("TBW^1", 0, settings)
+    assert set(res["answers"]) == {"averaged", "TBW", "AIBW", "ADJ"}
+    assert sum(res["weights"].values()) == pytest.approx(1.0)
+    a = res["answers"]["averaged"]["cmax_c1"]
+    assert a["lo"] <= a["median"] <= a["hi"]
+    assert 0 <= res["size_fraction"]["median"] <= 1
+    path = cal._cache_path(tmp_path, "TBW^1", 0)
+    cal._write_json(path, res)
+    table = cal.summarize([json.loads(path.read_text())], {"TBW^1": truth})
+    row = table.loc[("averaged", "cmax_c1", "pooled")]
+    assert row["n"] == 1 and row["coverage"] in (0.0, 1.0)
+    assert 0 <= row["coverage_lo"] <= row["coverage"] <= row["coverage_hi"] <= 1
+    assert np.isfinite(row["median_log_bias"])
+    assert cal.clopper_pearson(18, 20) == pytest.approx((0.683, 0.988), abs=1e-3)
