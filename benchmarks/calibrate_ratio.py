@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truths", default=",".join(TRUTHS), help=f"comma-separated, of {list(TRUTHS)}")
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--first", type=int, default=0, help="first replicate index")
-    ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "calibrate_ratio"))
+    ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "calibration"),
+                    help="one JSON per replicate (committed, so a study resumes in a later session)")
     ap.add_argument("--workers", type=int, default=1, help="LocalCluster processes (0: serial, in this process)")
     ap.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
     ap.add_argument("--chains", type=int, default=4)
@@ -267,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         truth_values[t] = json.loads(path.read_text())
         print(f"truth {t}: var ratio AIBW/TBW {truth_values[t]['var_ratio']}, f* {truth_values[t]['f_opt']}")
 
-    todo = [(t, r) for t in truths for r in range(args.first, args.first + args.replicates)
-            if not _cache_path(cache, t, r).is_file()]
+    todo = [(t, r) for r in range(args.first, args.first + args.replicates) for t in truths
+            if not _cache_path(cache, t, r).is_file()]  # replicate-major: every truth advances together
     if todo and not args.report_only:
         print(f"{len(todo)} replicates to run ({args.replicates * len(truths) - len(todo)} cached)", flush=True)
         if args.workers == 0 and not args.scheduler:

@@ -35,6 +35,8 @@ def trial_spec(descriptor: str = "TBW") -> Any:
     Initial estimates are round numbers a pharmacometrician would start from
     (not the simulation truth); the body-size descriptor acts as a power
     covariate on CL and V1 with estimated exponents, albumin on CL.
+    ``descriptor="ADJ"`` gives the adjusted size model IBW + f·(TBW − IBW)
+    with the fraction f estimated (:meth:`~poppk.model.ModelSpec.with_size_model`).
     """
     from poppk.model import CovariateEffect, ModelSpec
 
@@ -47,6 +49,8 @@ def trial_spec(descriptor: str = "TBW") -> Any:
         error="combined",
         units={"time": "day", "amount": "mg", "volume": "L"},
     )
+    if descriptor.upper() in ("ADJ", "ADJUSTED"):
+        return spec.with_size_model(parameters=("CL", "V1"), reference=70.0)
     return spec.with_size_covariate(descriptor, parameters=("CL", "V1"), reference=70.0 if descriptor == "TBW" else None)
 
 
@@ -176,6 +180,7 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
         if step.answer.optimal is not None:
             answer_tables["Optimal size fraction f* of IBW + f*·(TBW − IBW), per model and averaged"] = \
                 step.answer.optimal
+        step.figures = {**_answer_figures(step.answer), **step.figures}
     written = export_covariate_report(
         target, out, formats=tuple(config.get("report", "formats", ["html", "csv", "json"])),
         strategy_table=step.strategy_table, comparison_table=comparison, figures=step.figures or None,
@@ -193,3 +198,19 @@ def _answer_view(table: Any) -> Any:
     cols = [c for c in ("label", "weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi",
                         "prob_var_ratio_below_1") if c in table.columns]
     return table.loc[keep, cols]
+
+
+def _answer_figures(answer: Any) -> dict[str, Any]:
+    """Per-model and averaged variance ratio of the first non-reference strategy, one figure per metric."""
+    from poppk.simulate import plot_model_answers
+
+    table = answer.strategies
+    ref = table.attrs.get("reference")
+    strategies = [s for s in dict.fromkeys(table.index.get_level_values("strategy")) if s != ref]
+    if not strategies:
+        return {}
+    out = {}
+    for metric in dict.fromkeys(table.index.get_level_values("metric")):
+        ax = plot_model_answers(table, strategies[0], metric)
+        out[f"Variance ratio per model and averaged: {strategies[0]}, {metric}"] = ax.figure
+    return out

@@ -22,7 +22,10 @@ schedule's doses; their closed forms are :mod:`poppk.pk.exposure`),
 draws and where they run), :mod:`~poppk.simulate.summaries` (BPV and
 uncertainty), :mod:`~poppk.simulate.dose_matching`,
 :mod:`~poppk.simulate.toxicity`, :mod:`~poppk.simulate.plots`,
-:mod:`~poppk.simulate.report`, :mod:`~poppk.simulate.parallel`.
+:mod:`~poppk.simulate.report`, :mod:`~poppk.simulate.parallel`,
+:mod:`~poppk.simulate.optimal` (the optimal size fraction f*),
+:mod:`~poppk.simulate.averaging` and :mod:`~poppk.simulate.answer` (the answer
+of several candidate fits combined by their LOO weights).
 
 Scale: draws run in blocks, patients in chunks, in bounded memory; blocks run on
 any executor (``executor=``: a thread pool or a ``dask.distributed`` Client,
@@ -30,6 +33,8 @@ e.g. from :func:`parallel_executor`) or with ``use_dask=True``, and per-patient
 exposures can be kept as a lazy dask array (``keep_exposure="lazy"``).
 """
 
+from poppk.simulate.answer import AveragedAnswer, run_candidates, simulate_candidates, write_answer
+from poppk.simulate.averaging import averaged_strategy_summary, mix_draws, model_answers_table, model_dependence
 from poppk.simulate.dose_matching import DoseMatch, match_dose
 from poppk.simulate.draws import PosteriorDraws
 from poppk.simulate.engine import DEFAULT_QUANTILES, as_strategies, simulate_posterior, simulate_strategies
@@ -49,9 +54,11 @@ from poppk.simulate.plots import (
     plot_exposure_response,
     plot_exposure_vs_weight,
     plot_incidence,
+    plot_model_answers,
     plot_variance_ratio,
     variance_ratio_table,
 )
+from poppk.simulate.optimal import optimal_size_fraction, summarize_optimal_fraction
 from poppk.simulate.population import (
     VirtualPopulation,
     parse_population,
@@ -72,7 +79,7 @@ from poppk.simulate.strategies import (
     Rounded,
     parse_strategy,
 )
-from poppk.simulate.summaries import per_draw_statistics, summarize_strategies
+from poppk.simulate.summaries import patient_weights, per_draw_statistics, summarize_strategies
 from poppk.simulate.toxicity import ExposureToxicity, fit_exposure_toxicity, predict_incidence, trial_exposures
 
 __all__ = [
@@ -110,6 +117,18 @@ __all__ = [
     "match_dose",
     "DoseMatch",
     "DEFAULT_QUANTILES",
+    "patient_weights",
+    # several candidate fits, and the optimal dosing size
+    "simulate_candidates",
+    "run_candidates",
+    "write_answer",
+    "AveragedAnswer",
+    "averaged_strategy_summary",
+    "mix_draws",
+    "model_dependence",
+    "model_answers_table",
+    "optimal_size_fraction",
+    "summarize_optimal_fraction",
     # exposure-toxicity
     "ExposureToxicity",
     "fit_exposure_toxicity",
@@ -123,6 +142,7 @@ __all__ = [
     "plot_exposure_by_strategy",
     "plot_exposure_vs_weight",
     "plot_variance_ratio",
+    "plot_model_answers",
     "plot_incidence",
     "plot_exposure_response",
     # output

@@ -26,7 +26,7 @@ import xarray as xr
 from poppk.errors import ConfigError
 from poppk.simulate.summaries import per_draw_statistics, summarize_strategies
 
-__all__ = ["mix_draws", "averaged_strategy_summary", "model_dependence", "draw_counts"]
+__all__ = ["mix_draws", "averaged_strategy_summary", "model_dependence", "draw_counts", "model_answers_table"]
 
 #: Label of the model-averaged rows.
 AVERAGED = "averaged"
@@ -260,3 +260,40 @@ def _select_strategy(table: pd.DataFrame, strategy: str) -> str:
         if lab == strategy:
             return str(name)
     raise ConfigError(f"strategy {strategy!r} is not one of {names}")
+
+
+def model_answers_table(table: pd.DataFrame, strategy: str, metric: str, *, quantity: str = "var_ratio") -> pd.DataFrame:
+    """One answer per model and the averaged one: the numbers of :func:`~poppk.simulate.plot_model_answers`.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`averaged_strategy_summary`.
+    strategy, metric
+        The answer (strategy name or label, metric).
+    quantity
+        Column stem (default ``var_ratio``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model`` (``averaged`` first); columns ``weight``, ``median``,
+        ``lo``, ``hi`` and ``p_below_1`` (posterior probability of a ratio
+        below 1, for ``var_ratio``).  ``attrs``: strategy, metric, label,
+        reference, ci.
+    """
+    sel = _select_strategy(table, strategy)
+    sub = table.xs((sel, metric), level=("strategy", "metric"))
+    out = pd.DataFrame({
+        "weight": sub["weight"].astype(float),
+        "median": sub[f"{quantity}_median"].astype(float),
+        "lo": sub[f"{quantity}_lo"].astype(float),
+        "hi": sub[f"{quantity}_hi"].astype(float),
+    })
+    if quantity == "var_ratio" and "prob_var_ratio_below_1" in sub:
+        out["p_below_1"] = sub["prob_var_ratio_below_1"].astype(float)
+    out.index.name = "model"
+    label = str(sub["label"].iloc[0]) if "label" in sub else sel
+    out.attrs.update({"strategy": sel, "metric": metric, "label": label,
+                      "reference": table.attrs.get("reference"), "ci": table.attrs.get("ci", 0.9)})
+    return out

@@ -255,6 +255,33 @@ def plot_variance_ratio(summary: pd.DataFrame, metrics: Sequence[str] | None = N
     return ax
 
 
+def plot_model_answers(table: pd.DataFrame, strategy: str, metric: str, *, ax: Any = None) -> Any:
+    """Each model's variance ratio and the stacking-weighted average, with the weights.
+
+    Draws :func:`~poppk.simulate.averaging.model_answers_table` of an
+    :func:`~poppk.simulate.averaging.averaged_strategy_summary` table: one
+    interval per candidate fit (marker size by weight) and the averaged
+    answer on top, against the no-change line at 1.
+    """
+    from poppk.simulate.averaging import model_answers_table
+
+    t = model_answers_table(table, strategy, metric)
+    ax = _ax(ax, (6.4, 0.45 * len(t) + 1.3))
+    y = np.arange(len(t))[::-1]
+    for yi, (name, r) in zip(y, t.iterrows()):
+        avg = name == "averaged"
+        ax.errorbar(r["median"], yi, xerr=[[r["median"] - r["lo"]], [r["hi"] - r["median"]]], fmt="D" if avg else "o",
+                    color="C3" if avg else "C0", capsize=3, ms=7 if avg else 3 + 6 * float(r["weight"]))
+    ax.axvline(1.0, color="0.5", ls="--", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([("averaged" if n == "averaged" else f"{n} (weight {w:.2f})") for n, w in
+                        zip(t.index, t["weight"])], fontsize=8)
+    ci = t.attrs.get("ci", 0.9)
+    ax.set_xlabel(f"variance ratio, {t.attrs['label']} vs {t.attrs.get('reference', '')} ({metric}); "
+                  f"median, {int(ci * 100)}% CrI", fontsize=8)
+    return ax
+
+
 def plot_incidence(incidence: pd.DataFrame, *, ax: Any = None) -> Any:
     """Predicted incidence per strategy with credible intervals (the table of ``predict_incidence``)."""
     ax = _ax(ax)

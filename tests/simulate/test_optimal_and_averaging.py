@@ -112,6 +112,13 @@ def test_averaged_answer_spans_models_that_disagree_and_says_so():
     assert r.loc[("TBW", "aibw", "auc_ss")] > 1 > r.loc[("IBW", "aibw", "auc_ss")]
     avg = table.loc[("averaged", "aibw", "auc_ss")]
     assert avg["var_ratio_lo"] < 1 < avg["var_ratio_hi"]
+    from poppk.simulate import model_answers_table, plot_model_answers
+
+    answers = model_answers_table(table, "aibw", "auc_ss")
+    assert list(answers.index) == ["averaged", "TBW", "IBW"] and answers.loc["TBW", "weight"] == 0.5
+    assert answers.loc["IBW", "hi"] < 1 < answers.loc["TBW", "lo"]
+    ax = plot_model_answers(table, "aibw", "auc_ss")
+    assert len(ax.get_yticklabels()) == 3
     verdict = model_dependence(table, "aibw", "auc_ss")
     assert verdict["depends"] and "depends on the size model" in verdict["text"]
     agree = averaged_strategy_summary({"a": sims["TBW"], "b": sims["TBW"]}, {"a": 0.5, "b": 0.5}, reference="tbw")
