@@ -237,59 +237,67 @@ def _log_effect(c, beta, design: ModelDesign, betas) -> np.ndarray:
 def _update_population(spec, design, log_tv, betas, eta):
     """Least-squares update of typical values and covariate coefficients (IIV parameters).
 
-    With an adjusted size model the fraction ``f`` is profiled on a grid: the
-    regression is linear in the coefficients given ``f``, and the ``f`` whose
-    residual log variances sum lowest is kept.
+    The individual log parameters (modes) ``L_i`` are fixed by the current
+    typical values, coefficients and η; the update regresses them on the
+    estimated covariate terms.  With an adjusted size model the fraction ``f``
+    is profiled on a grid: given ``f`` the regression is linear in the
+    coefficients, and the ``f`` whose residual log variances sum lowest is kept.
     """
+    eta_map = {p: eta[:, j] for j, p in enumerate(spec.iiv)}
+    modes = log_individual_parameters(spec, log_tv, betas, design.covariates, eta_map)
     prior = spec.size_fraction
     if prior is None or prior.is_fixed or not any(c.form == "adjusted" and c.parameter in spec.iiv for c in spec.covariates):
-        return _regress_population(spec, design, log_tv, betas, eta)[:3]
+        return _regress_population(spec, design, modes, log_tv, betas)[:3]
     best = None
     # an interior grid: the sampler starts from this value on the logit scale
     for f in np.unique(np.r_[0.02, np.linspace(0.1, 0.9, 9), 0.98, betas[SIZE_FRACTION]]):
         trial = dict(betas)
         trial[SIZE_FRACTION] = float(f)
-        out = _regress_population(spec, design, log_tv, trial, eta.copy())
+        out = _regress_population(spec, design, modes, log_tv, trial)
         if best is None or out[3] < best[3]:
             best = out
     return best[:3]  # type: ignore[index]
 
 
-def _regress_population(spec, design, log_tv, betas, eta):
+def _regress_population(spec, design, modes, log_tv, betas):
+    """Typical values and coefficients of the IIV parameters by least squares on the modes ``L_i``."""
     log_tv = dict(log_tv)
     betas = dict(betas)
     typ = spec.typical_priors
+    n = design.n_subjects
+    eta = np.zeros((n, len(spec.iiv)))
     score = 0.0
     for j, p in enumerate(spec.iiv):
-        effects = [
+        estimated = [
             c for c in spec.covariates_on(p)
             if c.form in ("power", "exponential", "categorical", "adjusted") and not c.prior.is_fixed
         ]
+        # the modes without the terms that are held (fixed coefficients, linear forms) at these betas
+        target = np.broadcast_to(np.asarray(modes[p], dtype=float), (n,)).copy()
+        for c in spec.covariates_on(p):
+            if c not in estimated:
+                target = target - _log_effect(c, betas[c.name], design, betas)
         fixed_tv = typ[p].is_fixed
-        # y = log θ_i without the estimated terms
-        y = log_tv[p] + eta[:, j]
-        for c in effects:
-            y = y + _log_effect(c, betas[c.name], design, betas)
         cols, names = [], []
         if not fixed_tv:
-            cols.append(np.ones(design.n_subjects))
+            cols.append(np.ones(n))
             names.append(None)
-        for c in effects:
+        else:
+            target = target - log_tv[p]
+        for c in estimated:
             cols.append(_log_effect(c, 1.0, design, betas))
             names.append(c.name)
-        if not cols:
-            continue
-        X = np.column_stack(cols)
-        target = y if not fixed_tv else y - log_tv[p]
-        coef, *_ = np.linalg.lstsq(X, target, rcond=None)
-        fitted = X @ coef
-        for name, value in zip(names, coef):
-            if name is None:
-                log_tv[p] = float(value)
-            else:
-                betas[name] = float(value)
-        base = 0.0 if not fixed_tv else log_tv[p]
-        eta[:, j] = y - base - fitted
+        if cols:
+            X = np.column_stack(cols)
+            coef, *_ = np.linalg.lstsq(X, target, rcond=None)
+            for name, value in zip(names, coef):
+                if name is None:
+                    log_tv[p] = float(value)
+                else:
+                    betas[name] = float(value)
+            eta[:, j] = target - X @ coef
+        else:
+            eta[:, j] = target
         score += float(np.log(np.mean(eta[:, j] ** 2) + 1e-12))
     return log_tv, betas, eta, score
 

@@ -113,3 +113,31 @@ def test_adjusted_model_needs_positive_sizes(small_study, monkeypatch):
     spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, units={"time": "h"}).with_size_model()
     with pytest.raises(ModelSpecError, match="needs both sizes > 0"):
         build_design(spec.resolved(data.covariates), data)
+
+
+@pytest.mark.parametrize("truth, descriptor, lo, hi", [("TBW^1", "TBW", 0.8, 1.0), ("AIBW", "AIBW", 0.2, 0.7)])
+def test_laplace_em_starts_the_fraction_near_the_truth(truth, descriptor, lo, hi):
+    """The EM profiles f with the modes held: under TBW^1 it starts near 1, under AIBW near 0.4."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from poppk.data import read_nonmem
+    from poppk.model.design import build_design
+    from poppk.model.init import laplace_init
+
+    path = Path(__file__).resolve().parents[2] / "data" / "generate_trial.py"
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location("generate_trial", path))
+    sys.modules.setdefault("generate_trial", mod)
+    mod.__spec__.loader.exec_module(mod)
+    gt = sys.modules["generate_trial"]
+    exps = (1.0, 1.0) if truth == "TBW^1" else (0.8, 1.0)
+    records, _ = gt.generate_trial(1003, {1.0: 3, 2.0: 6, 3.3: 6, 5.0: 10, 7.0: 6}, {5.0: 14, 6.0: 15}, *exps,
+                                   size_descriptor=descriptor)
+    data = read_nonmem(records, time_unit="day").with_size_descriptors(ibw_method="label")
+    spec = ModelSpec(structure="2cmt", typical={"CL": 0.5, "V1": 3.0, "Q": 0.5, "V2": 2.0},
+                     covariates=(CovariateEffect("CL", "ALB", reference=4.0),), iiv=("CL", "V1"),
+                     iiv_correlation="full", error="combined", units={"time": "day"})
+    spec = spec.with_size_model(parameters=("CL", "V1")).resolved(data.covariates)
+    init = laplace_init(spec, build_design(spec, data))
+    assert lo <= init.betas[SIZE_FRACTION] <= hi
