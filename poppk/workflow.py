@@ -139,9 +139,11 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
         from poppk.simulate.answer import run_candidates
 
         weights = {str(k): float(v) for k, v in comparison["weight"].items()}
-        echo(f"\n== 5. dosing strategies simulated from every fit, averaged by stacking weights -> {out / 'simulation'}")
+        method = config.get("simulate", "model_weights", "stacking")
+        echo(f"\n== 5. dosing strategies simulated from every fit, averaged by {method} weights -> {out / 'simulation'}")
         answer, figures = run_candidates(fits, weights, strategies, schedule, pop, out / "simulation",
-                                         optimal_target=config.get("simulate", "optimal_target"), echo=echo, **kw)
+                                         optimal_target=config.get("simulate", "optimal_target"), echo=echo,
+                                         method=method, **kw)
         step.answer, step.figures = answer, figures
         step.strategy_table = answer.strategies
         cols = ["weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi", "prob_var_ratio_below_1"]
@@ -175,7 +177,7 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
     headline: list[str] = []
     if step.answer is not None:
         headline = list(step.answer.headline)
-        answer_tables = {"Between-patient variance ratio per model and averaged (stacking weights)":
+        answer_tables = {f"Between-patient variance ratio per model and averaged ({step.answer.method} weights)":
                          _answer_view(step.answer.strategies)}
         if step.answer.optimal is not None:
             answer_tables["Optimal size fraction f* of IBW + f*·(TBW − IBW), per model and averaged"] = \

@@ -53,6 +53,10 @@ class AveragedAnswer:
     headline
         Sentences that lead the report: the averaged answer, whether it
         depends on the model, f*, and the adjusted model's fraction.
+    method
+        How the weights were made (``"stacking"``, ``"BB-pseudo-BMA"``, ...).
+    optimal_note
+        Why f* could not be computed, when it could not.
     """
 
     sims: dict[str, xr.Dataset]
@@ -61,6 +65,8 @@ class AveragedAnswer:
     optimal: pd.DataFrame | None
     verdicts: dict[tuple[str, str], dict[str, Any]]
     headline: list[str] = field(default_factory=list)
+    method: str = "stacking"
+    optimal_note: str = ""
 
 
 def simulate_candidates(
@@ -78,6 +84,9 @@ def simulate_candidates(
     ci: float = 0.9,
     threshold: float | None = None,
     exceed: Mapping[str, float] | None = None,
+    population_uncertainty: Any = "auto",
+    method: str = "stacking",
+    aibw_factor: float = 0.4,
     executor: Any = None,
     echo: Any = None,
 ) -> AveragedAnswer:
@@ -102,8 +111,12 @@ def simulate_candidates(
         label, or ``{metric: value}``; default: the reference strategy).
     ci
         Credible-interval mass.
-    threshold, exceed
+    threshold, exceed, population_uncertainty
         As :func:`~poppk.simulate.simulate_strategies`.
+    method
+        How ``weights`` were made, for the text (``"stacking"``, ``"BB-pseudo-BMA"``, ...).
+    aibw_factor
+        The AIBW fraction that f* is compared with (the population's, 0.4 by default).
     executor
         Passed to :func:`~poppk.simulate.simulate_strategies`.
     echo
@@ -121,8 +134,8 @@ def simulate_candidates(
         sims[name] = simulate_strategies(f, strategies, schedule, population, n_draws=n_draws, seed=seed,
                                          metrics=tuple(metrics) if metrics else DEFAULT_METRICS,
                                          threshold=threshold, exceed=exceed, keep_exposure=True,
-                                         executor=executor)
-    table = averaged_strategy_summary(sims, weights, reference=reference, ci=ci, seed=seed)
+                                         population_uncertainty=population_uncertainty, executor=executor)
+    table = averaged_strategy_summary(sims, weights, reference=reference, ci=ci, seed=seed, method=method)
     w = table.attrs["weights"]
     ref = table.attrs["reference"]
     verdicts = {}
@@ -132,24 +145,25 @@ def simulate_candidates(
         for m in sims[next(iter(sims))].metric.values:
             verdicts[(str(s), str(m))] = model_dependence(table, str(s), str(m))
     target = optimal_target if optimal_target is not None else ref
-    optimal = _optimal_table(sims, w, target, ci, seed)
-    answer = AveragedAnswer(sims=sims, weights=w, strategies=table, optimal=optimal, verdicts=verdicts)
+    try:
+        optimal, note = _optimal_table(sims, w, target, ci, seed, aibw_factor), ""
+    except ConfigError as err:  # e.g. no IBW on the patients, or no dose-proportional metric
+        optimal, note = None, f"The optimal dosing size f* was not computed: {err}"
+    answer = AveragedAnswer(sims=sims, weights=w, strategies=table, optimal=optimal, verdicts=verdicts,
+                            method=method, optimal_note=note)
     answer.headline = _headline(answer, fits, ref, target)
     return answer
 
 
 def _optimal_table(sims: Mapping[str, xr.Dataset], weights: Mapping[str, float], target: Any, ci: float,
-                   seed: int) -> pd.DataFrame | None:
-    try:
-        per = {k: optimal_size_fraction(s, target=target) for k, s in sims.items()}
-    except ConfigError:
-        return None  # no linear strategy, or no TBW/IBW on the patients
+                   seed: int, aibw_factor: float) -> pd.DataFrame:
+    per = {k: optimal_size_fraction(s, target=target, aibw_factor=aibw_factor) for k, s in sims.items()}
     pooled = mix_draws(per, weights, seed=seed)
     frames = {AVERAGED: summarize_optimal_fraction(pooled, ci=ci)}
     frames.update({k: summarize_optimal_fraction(v, ci=ci) for k, v in per.items()})
     out = pd.concat(frames, names=["model"])
     out.insert(0, "weight", [1.0 if m == AVERAGED else weights[m] for m in out.index.get_level_values("model")])
-    out.attrs.update({"ci": ci, "target": str(target)})
+    out.attrs.update({"ci": ci, "target": str(target), "aibw_factor": float(aibw_factor)})
     return out
 
 
@@ -164,7 +178,7 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target:
         if "strategy_label" in sim0.coords else {}
     ref_label = labels.get(ref, ref)
     target_label = labels.get(target, target) if isinstance(target, str) else "the given target"
-    ws = ", ".join(f"{k} {v:.2f}" for k, v in answer.weights.items())
+    ws = f"{answer.method} weights " + ", ".join(f"{k} {v:.2f}" for k, v in answer.weights.items())
     same = _same_as_earlier(answer.strategies, ref)
     for (s, m), v in answer.verdicts.items():
         if s in same:
@@ -174,10 +188,7 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target:
         lines.append(
             f"{labels.get(s, s)} vs {ref_label}, {words}: between-patient variance ratio {_fmt(v['averaged'])} "
             f"(posterior median [{round(100 * answer.strategies.attrs['ci'])}% CrI], P(ratio < 1) = {p_below:.2f}), "
-            f"averaged over {len(answer.weights)} fits (stacking weights {ws})."
-            + (" It depends on the size model: " + "; ".join(
-                f"{k} {_fmt(x[1:])}" for k, x in v["per_model"].items()) + "." if v["depends"] else
-               " The models agree.")
+            f"averaged over {len(answer.weights)} fits ({ws}). {v['verdict']}"
         )
     if answer.optimal is not None:
         for m in answer.optimal.loc[AVERAGED].index:
@@ -190,9 +201,12 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target:
                 f"Optimal dosing size for {_METRIC_WORDS.get(m, m)}: IBW + f*·(TBW − IBW) with "
                 f"f* = {r['f_opt_median']:.2f} [{r['f_opt_lo']:.2f}, {r['f_opt_hi']:.2f}]; its variance is "
                 f"{r['ratio_opt_vs_aibw_median']:.2f} [{r['ratio_opt_vs_aibw_lo']:.2f}, "
-                f"{r['ratio_opt_vs_aibw_hi']:.2f}] of AIBW's (f = 0.4) and {r['ratio_opt_vs_tbw_median']:.2f} "
+                f"{r['ratio_opt_vs_aibw_hi']:.2f}] of AIBW's (f = {answer.optimal.attrs.get('aibw_factor', 0.4):g}) "
+                f"and {r['ratio_opt_vs_tbw_median']:.2f} "
                 f"[{r['ratio_opt_vs_tbw_lo']:.2f}, {r['ratio_opt_vs_tbw_hi']:.2f}] of TBW's{dose}."
             )
+    if answer.optimal_note:
+        lines.append(answer.optimal_note)
     for s, earlier in same.items():
         lines.append(f"{labels.get(s, s)}: the same variance ratios as {labels.get(earlier, earlier)} (a dose level "
                      "scales every patient's exposure alike under linear PK).")
@@ -274,6 +288,8 @@ def run_candidates(
     workers: int = 0,
     parallel: str = "threads",
     scheduler_address: str | None = None,
+    population_uncertainty: Any = "auto",
+    method: str = "stacking",
     echo: Any = None,
 ) -> tuple[AveragedAnswer, dict[str, Path]]:
     """Everything ``poppk run`` does with several fits: simulate each, average, write.
@@ -289,29 +305,30 @@ def run_candidates(
         ``figures``: ``{caption: PNG path}`` of the model with the largest
         weight, for the report.
     """
-    from poppk.simulate.engine import as_strategies
     from poppk.simulate.parallel import parallel_executor
-    from poppk.simulate.population import VirtualPopulation, parse_population
-    from poppk.simulate.report import write_simulation_report
-    from poppk.simulate.schedule import Schedule, parse_schedule
+    from poppk.simulate.report import save_simulation, simulation_inputs, write_command, write_simulation_report
 
-    first = next(iter(fits.values()))
-    strats = as_strategies(strategies)
-    sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
-    opts = {"ibw_method": ibw_method} if ibw_method else {}
-    pop = population if isinstance(population, VirtualPopulation) else parse_population(population, first, seed=seed,
-                                                                                         **opts)
+    first, strats, sched, pop = simulation_inputs(next(iter(fits.values())), strategies, schedule, population,
+                                                  infusion=infusion, schedule_unit=schedule_unit, seed=seed,
+                                                  ibw_method=ibw_method)
+    aibw_factor = float(dict(pop.options).get("aibw_factor", 0.4))
     with parallel_executor(workers, parallel, address=scheduler_address) as client:
         answer = simulate_candidates(fits, weights, strats, sched, pop, n_draws=n_draws, seed=seed, metrics=metrics,
                                      reference=reference, optimal_target=optimal_target, executor=client, echo=echo,
-                                     threshold=threshold, exceed=exceed)
+                                     threshold=threshold, exceed=exceed, population_uncertainty=population_uncertainty,
+                                     method=method, aibw_factor=aibw_factor)
     out = Path(out_dir)
     written = write_answer(answer, out)
     best = max(answer.weights, key=answer.weights.get)  # type: ignore[arg-type]
     figures: dict[str, Path] = {}
     for name, sim in answer.sims.items():
         paths = write_simulation_report(sim, out / name, reference=answer.strategies.attrs["reference"],
-                                        figures=name == best)
+                                        figures=name == best, save_dataset=False)
+        # per-patient exposures were kept for f*; the saved dataset holds the per-draw statistics only
+        paths["dataset"] = save_simulation(sim.drop_vars("exposure"), out / name / "simulation.nc")
+        paths["command"] = write_command(out / name, strats, sched, pop, sim, seed=seed, threshold=threshold,
+                                         exceed=exceed, reference=reference, model_weight=answer.weights[name],
+                                         weights_method=method)
         if name == best:
             figures = {f"{k} ({name} fit, weight {answer.weights[name]:.2f})": p for k, p in paths.items()
                        if str(p).endswith(".png")}

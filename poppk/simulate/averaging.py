@@ -126,6 +126,7 @@ def averaged_strategy_summary(
     ci: float = 0.9,
     n_draws: int | None = None,
     seed: int = 0,
+    method: str = "stacking",
 ) -> pd.DataFrame:
     """Strategy summaries of each model and of their stacking mixture, side by side.
 
@@ -140,6 +141,8 @@ def averaged_strategy_summary(
         As :func:`~poppk.simulate.summarize_strategies`.
     n_draws, seed
         As :func:`mix_draws`.
+    method
+        How the weights were made (recorded for the text, e.g. ``"stacking"``).
 
     Returns
     -------
@@ -172,7 +175,7 @@ def averaged_strategy_summary(
         frames.append(pd.concat({k: t}, names=["model"]))
     out = pd.concat(frames)
     out.attrs.update({"reference": tables[AVERAGED].attrs["reference"], "ci": ci, "weights": w,
-                      "draws_per_model": pooled.attrs["draws_per_model"]})
+                      "draws_per_model": pooled.attrs["draws_per_model"], "method": method})
     return out
 
 
@@ -196,7 +199,11 @@ def model_dependence(
 
     The answer *depends on the model* when two models that carry weight
     (≥ ``min_weight``) put their credible intervals on opposite sides of 1,
-    or when their intervals do not overlap.
+    when their intervals do not overlap, or when one interval excludes 1 and
+    another does not while its median lies outside the first interval (one
+    model says "clearly less variance", another "unclear, and less
+    likely so").  When a single model carries the weight, the sentence says
+    so and lists what the others would answer.
 
     Parameters
     ----------
@@ -212,13 +219,17 @@ def model_dependence(
     Returns
     -------
     dict
-        ``depends`` (bool), ``text`` (one paragraph), ``per_model``
-        (``{model: (weight, median, lo, hi)}``) and ``averaged``
-        (``(median, lo, hi)``).
+        ``depends`` (bool), ``verdict`` (one sentence), ``text`` (a paragraph
+        with the averaged answer), ``per_model`` (``{model: (weight,
+        median, lo, hi)}``) and ``averaged`` (``(median, lo, hi)``).
     """
     models = [m for m in table.index.get_level_values("model").unique() if m != AVERAGED]
     sel = _select_strategy(table, strategy)
+    metrics = list(table.index.get_level_values("metric").unique())
+    if metric not in metrics:
+        raise ConfigError(f"metric {metric!r} is not one of the simulated metrics {metrics}")
     ci = table.attrs.get("ci", 0.9)
+    method = table.attrs.get("method", "stacking")
 
     def row(model: str) -> pd.Series:
         return table.loc[(model, sel, metric)]
@@ -231,24 +242,33 @@ def model_dependence(
     a = row(AVERAGED)
     avg = (float(a[f"{quantity}_median"]), float(a[f"{quantity}_lo"]), float(a[f"{quantity}_hi"]))
     heavy = [m for m in models if per[m][0] >= min_weight]
-    dirs = {m: _direction(per[m][2], per[m][3]) for m in heavy}
-    opposite = {"below", "above"} <= set(dirs.values())
+    dirs = {m: _direction(per[m][2], per[m][3]) for m in models}
+    opposite = {"below", "above"} <= {dirs[m] for m in heavy}
     disjoint = any(per[x][3] < per[y][2] or per[y][3] < per[x][2] for x in heavy for y in heavy if x < y)
-    depends = bool(opposite or disjoint)
+    shifted = any(dirs[x] != "unclear" and dirs[y] == "unclear" and not per[x][2] <= per[y][1] <= per[x][3]
+                  for x in heavy for y in heavy if x != y)
+    depends = bool(opposite or disjoint or shifted)
     label = str(a.get("label", sel))
     pct = f"{round(100 * ci)}%"
     each = "; ".join(f"{m} (weight {per[m][0]:.2f}): {per[m][1]:.2f} [{per[m][2]:.2f}, {per[m][3]:.2f}]"
                      for m in models)
     head = (f"{label}, {metric}: variance ratio {avg[0]:.2f} [{avg[1]:.2f}, {avg[2]:.2f}] "
-            f"(median [{pct} CrI]) averaged over {len(models)} models by stacking weights.")
+            f"(median [{pct} CrI]) averaged over {len(models)} models by {method} weights.")
     if depends:
-        why = "point in opposite directions" if opposite else "do not overlap"
-        text = (f"{head} The answer depends on the size model: the models' intervals {why} ({each}). "
-                "The averaged interval carries that model uncertainty; more data on heavy and light "
-                "patients, not a choice of model, would narrow it.")
+        why = ("point in opposite directions" if opposite else "do not overlap" if disjoint
+               else "disagree on whether it changes")
+        verdict = (f"The answer depends on the size model: the models' intervals {why} ({each}); the averaged "
+                   "interval carries that model uncertainty, and more data on heavy and light patients, not a "
+                   "choice of model, would narrow it.")
+    elif len(heavy) == 1 and len(models) > 1:
+        others = {dirs[m] for m in models if m not in heavy}
+        differ = " (the others, with little weight, would answer differently)" if others - {dirs[heavy[0]]} else ""
+        verdict = (f"One model carries the weight ({heavy[0]}, {per[heavy[0]][0]:.2f}), so the averaged answer is "
+                   f"its answer{differ}: {each}.")
     else:
-        text = f"{head} The candidate models agree ({each})."
-    return {"depends": depends, "text": text, "per_model": per, "averaged": avg}
+        verdict = f"The candidate models agree ({each})."
+    return {"depends": depends, "verdict": verdict, "text": f"{head} {verdict}", "per_model": per,
+            "averaged": avg}
 
 
 def _select_strategy(table: pd.DataFrame, strategy: str) -> str:

@@ -27,6 +27,7 @@ __all__ = ["PosteriorDraws"]
 
 def _check_resolved(spec: ModelSpec) -> None:
     bad = [c.name for c in spec.covariates if c.form != "categorical" and c.reference is None]
+    bad += [c.name for c in spec.covariates if c.form == "adjusted" and c.base_reference is None]
     if bad:
         raise ModelSpecError(
             f"covariate references of {bad} are unresolved; simulate from a fitted spec (Fit.spec) or "

@@ -48,7 +48,7 @@ import pandas as pd
 import xarray as xr
 
 from poppk.errors import ConfigError, ModelSpecError
-from poppk.model.parameters import covariate_columns
+from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
 from poppk.simulate.draws import PosteriorDraws
 from poppk.simulate.execution import BlockContext, lazy_exposure, progress_printer, run_blocks
@@ -149,6 +149,13 @@ def _population_covariates(spec: ModelSpec, population: VirtualPopulation) -> di
         if not np.all(np.isfinite(v)):
             i = int(np.flatnonzero(~np.isfinite(v))[0])
             raise ConfigError(f"virtual patient {i}: covariate {c.covariate} is missing or not numeric")
+        if c.form == "adjusted":
+            for col, x in ((c.covariate, v), (c.base, covs[base_key(c)])):
+                bad = ~(np.isfinite(x) & (x > 0))
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise ConfigError(f"virtual patient {i}: {col} = {x[i]!r}; the adjusted size model "
+                                      f"{c.base} + f·({c.covariate} − {c.base}) needs both > 0")
         if c.form != "categorical" and c.reference:
             ratio = float(np.median(v)) / float(c.reference)
             if not 0.5 <= ratio <= 2.0:

@@ -35,16 +35,19 @@ import pandas as pd
 import xarray as xr
 
 from poppk.errors import ConfigError
+from poppk.simulate.exposure import DOSE_LINEAR_METRICS
+from poppk.simulate.summaries import patient_weights, resolve_strategy
+from poppk.simulate.weighting import weighted_quantiles, weighted_variance
 
 __all__ = ["optimal_size_fraction", "summarize_optimal_fraction", "unit_exposure"]
 
-#: Fractions compared with f* in the output.
+#: Fractions compared with f* in the output: the label's AIBW (changed with ``aibw_factor=``) and TBW.
 AIBW_FRACTION = 0.4
 TBW_FRACTION = 1.0
 
 
 def unit_exposure(sim: xr.Dataset, strategy: str | None = None) -> xr.DataArray:
-    """Exposure per mg of dose, dims (draw, patient, metric), from a linear strategy.
+    """Exposure per mg of dose, dims (draw, patient, metric), from a simulated strategy.
 
     Parameters
     ----------
@@ -52,10 +55,11 @@ def unit_exposure(sim: xr.Dataset, strategy: str | None = None) -> xr.DataArray:
         A simulation with every patient's exposure kept
         (:func:`~poppk.simulate.simulate_strategies` with ``keep_exposure=True``).
     strategy
-        Strategy whose exposures are divided by its doses; default: the first
-        strategy whose doses are all positive and whose label does not say
-        capped or rounded.  Exposure must be proportional to dose (linear PK,
-        the same schedule and infusion time for every dose level).
+        Strategy (name or label) whose exposures are divided by its doses;
+        default: the first strategy whose doses are all positive.  Under
+        linear PK every dose-proportional metric (all but ``time_above``) is
+        exposure per mg times the dose, whatever the strategy (schedules fix
+        the infusion time, not the rate).
     """
     if "exposure" not in sim or sim.attrs.get("n_patients_kept", sim.sizes.get("patient")) != sim.attrs.get(
         "n_patients", sim.sizes.get("patient")
@@ -63,21 +67,15 @@ def unit_exposure(sim: xr.Dataset, strategy: str | None = None) -> xr.DataArray:
         raise ConfigError(
             "the optimal size fraction needs every patient's exposure; simulate with keep_exposure=True"
         )
-    names = [str(s) for s in sim.strategy.values]
-    labels = [str(x) for x in sim["strategy_label"].values] if "strategy_label" in sim.coords else names
     if strategy is None:
-        for name, lab in zip(names, labels):
-            dose = np.asarray(sim["dose"].sel(strategy=name).values, dtype=float)
-            if np.all(dose > 0) and not any(w in lab.lower() for w in ("cap", "round", "vial")):
+        for name in map(str, sim.strategy.values):
+            if np.all(np.asarray(sim["dose"].sel(strategy=name).values, dtype=float) > 0):
                 strategy = name
                 break
         if strategy is None:
-            raise ConfigError(f"no strategy with positive, unrounded doses among {labels}")
-    elif strategy not in names:
-        if strategy in labels:
-            strategy = names[labels.index(strategy)]
-        else:
-            raise ConfigError(f"strategy {strategy!r} is not one of {names}")
+            raise ConfigError("every simulated strategy gives a zero dose to some patient; f* needs one that does not")
+    else:
+        strategy = resolve_strategy(sim, strategy)
     dose = sim["dose"].sel(strategy=strategy)
     if np.any(np.asarray(dose.values) <= 0):
         raise ConfigError(f"strategy {strategy!r} gives a zero dose to some patients; choose another")
@@ -85,34 +83,28 @@ def unit_exposure(sim: xr.Dataset, strategy: str | None = None) -> xr.DataArray:
     return u.transpose("draw", "patient", "metric").astype(float)
 
 
-def _patient_weights(sim: xr.Dataset) -> np.ndarray | None:
-    """Per-draw patient weights (draw, patient) summing to 1, if the simulation carries them."""
-    from poppk.simulate import summaries
-
-    getter = getattr(summaries, "patient_weights", None)
-    if getter is None:
-        return None
-    w = getter(sim)
-    return None if w is None else np.asarray(w.transpose("draw", "patient").values, dtype=float)
-
-
-def _weighted_var(y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """Variance over the last axis (weights normalised per row), NaN where a value is not finite."""
+def _weights(sim: xr.Dataset, n_draws: int, n_patients: int) -> np.ndarray:
+    """(draw, patient) weights summing to 1 per draw: the population's Bayesian bootstrap, or uniform."""
+    w = patient_weights(sim)
     if w is None:
-        return y.var(axis=-1, ddof=1) if y.shape[-1] > 1 else np.zeros(y.shape[:-1])
-    m = np.sum(w * y, axis=-1, keepdims=True)
-    return np.sum(w * (y - m) ** 2, axis=-1)
+        return np.full((n_draws, n_patients), 1.0 / n_patients)
+    return np.asarray(w.transpose("draw", "patient").values, dtype=float)
 
 
-def _weighted_median(y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    if w is None:
-        return np.median(y, axis=-1)
-    order = np.argsort(y, axis=-1)
-    ys = np.take_along_axis(y, order, axis=-1)
-    ws = np.take_along_axis(np.broadcast_to(w, y.shape), order, axis=-1)
-    cw = np.cumsum(ws, axis=-1)
-    idx = np.argmax(cw >= 0.5 * cw[..., -1:], axis=-1)
-    return np.take_along_axis(ys, idx[..., None], axis=-1)[..., 0]
+def _variance_profile(lu: np.ndarray, log_size: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted variance of ``lu + log_size[k]`` for every grid row k, (draw, K), by moments.
+
+    ``Var(u + s) = Var(u) + Var(s) + 2 Cov(u, s)`` with weighted moments as
+    matrix products (one pass instead of one per grid point); both parts are
+    centred first, so no precision is lost to large means.  The correction is
+    that of :func:`~poppk.simulate.weighting.weighted_variance`.
+    """
+    u = lu - np.sum(w * lu, axis=1, keepdims=True)
+    s = log_size - log_size.mean(axis=1, keepdims=True)
+    e_s = w @ s.T  # (D, K)
+    var = np.sum(w * u * u, axis=1)[:, None] + (w @ (s * s).T - e_s**2) + 2.0 * ((w * u) @ s.T)
+    s2 = np.sum(w * w, axis=1)
+    return var / np.where(s2 < 1.0, 1.0 - s2, 1.0)[:, None]
 
 
 def optimal_size_fraction(
@@ -124,6 +116,7 @@ def optimal_size_fraction(
     target: Mapping[str, float] | str | None = None,
     total: str = "TBW",
     base: str = "IBW",
+    aibw_factor: float = AIBW_FRACTION,
     n_grid: int = 201,
 ) -> xr.Dataset:
     """Posterior of the size fraction ``f*`` whose mg/kg dosing minimises exposure variance.
@@ -134,23 +127,25 @@ def optimal_size_fraction(
         Simulation with every patient's exposure kept and the patients'
         ``TBW`` and ``IBW`` as coordinates (as
         :func:`~poppk.simulate.simulate_strategies` writes them).  Per-draw
-        patient weights (the population's Bayesian bootstrap), when present,
+        patient weights (the population's Bayesian bootstrap,
+        :func:`~poppk.simulate.summaries.patient_weights`), when present,
         are used in every variance and median.
     metrics
-        Metrics to optimise (default: all simulated).
+        Dose-proportional metrics to optimise (default: every simulated one
+        but ``time_above``, which is not proportional to dose).
     strategy
-        Linear strategy the exposure per mg is taken from (see
-        :func:`unit_exposure`).
+        Strategy the exposure per mg is taken from (see :func:`unit_exposure`).
     bounds
         Range of ``f`` searched (default [0, 1]: from IBW to TBW); the share
         of draws whose optimum sits on a bound is reported.
     target
         Median exposure to match at ``f*``: ``{metric: value}``, or the name
         or label of a simulated strategy whose median exposure (per draw) is
-        matched.  Gives ``dose_per_kg``, the mg per kg of
-        ``S(f*)`` that does it.
+        matched.  Gives ``dose_per_kg``, the mg per kg of ``S(f*)`` that does it.
     total, base
         Coordinates of the upper and lower size (default TBW and IBW).
+    aibw_factor
+        The AIBW fraction compared with ``f*`` (default 0.4, the label's).
     n_grid
         Grid points over ``bounds``; the minimum is refined by a parabola
         through the best grid point and its neighbours.
@@ -160,9 +155,9 @@ def optimal_size_fraction(
     xarray.Dataset
         Dims (draw, metric): ``f_opt``; ``var_log_opt``, ``var_log_aibw``,
         ``var_log_tbw`` (between-patient variance of log exposure at ``f*``,
-        0.4 and 1); ``ratio_opt_vs_aibw``, ``ratio_opt_vs_tbw``,
+        ``aibw_factor`` and 1); ``ratio_opt_vs_aibw``, ``ratio_opt_vs_tbw``,
         ``ratio_aibw_vs_tbw``; ``at_bound``; and ``dose_per_kg`` with
-        ``target``.  ``attrs``: bounds, strategy, n_patients.
+        ``target``.  ``attrs``: bounds, strategy, n_patients, aibw_factor.
 
     Examples
     --------
@@ -191,38 +186,42 @@ def optimal_size_fraction(
     if np.any(b + lo * (x - b) <= 0) or np.any(b + hi * (x - b) <= 0):
         raise ConfigError(f"{base} + f·({total} − {base}) is not positive for every patient over f in {bounds}")
     u = unit_exposure(sim, strategy)
-    metrics = list(u.metric.values) if metrics is None else list(metrics)
-    missing = [m for m in metrics if m not in u.metric.values]
-    if missing:
-        raise ConfigError(f"metrics {missing} were not simulated; simulated: {list(u.metric.values)}")
-    w = _patient_weights(sim)
+    simulated = [str(m) for m in u.metric.values]
+    if metrics is None:
+        metrics = [m for m in simulated if m in DOSE_LINEAR_METRICS]
+        if not metrics:
+            raise ConfigError(f"none of the simulated metrics {simulated} is proportional to dose")
+    metrics = list(metrics)
+    bad = [m for m in metrics if m not in simulated or m not in DOSE_LINEAR_METRICS]
+    if bad:
+        raise ConfigError(f"metrics {bad}: f* needs dose-proportional metrics that were simulated; simulated "
+                          f"dose-proportional ones: {[m for m in simulated if m in DOSE_LINEAR_METRICS]}")
+    w = _weights(sim, u.sizes["draw"], u.sizes["patient"])
     grid = np.linspace(lo, hi, int(n_grid))
+    log_size = np.log(b[None, :] + grid[:, None] * (x - b)[None, :])  # (K, patient)
     out: dict[str, list[np.ndarray]] = {k: [] for k in (
         "f_opt", "var_log_opt", "var_log_aibw", "var_log_tbw", "at_bound", "dose_per_kg")}
     for m in metrics:
         lu = np.log(np.asarray(u.sel(metric=m).values, dtype=float))  # (draw, patient)
         ok = np.all(np.isfinite(lu), axis=1)
-
-        def var_at(f: float | np.ndarray) -> np.ndarray:
-            f = np.asarray(f, dtype=float)
-            s = np.log(b[None, :] + f.reshape(-1, 1) * (x - b)[None, :])  # (draw or 1, patient)
-            return _weighted_var(lu + s, w)
-
-        v = np.stack([var_at(f) for f in grid], axis=1)  # (draw, grid)
-        k = np.argmin(np.where(np.isfinite(v), v, np.inf), axis=1)
+        lu = np.where(np.isfinite(lu), lu, 0.0)
+        v = _variance_profile(lu, log_size, w)  # (draw, grid)
+        k = np.argmin(v, axis=1)
         f_opt = grid[k].copy()
-        inner = (k > 0) & (k < grid.size - 1)
-        if inner.any():
-            rows = np.flatnonzero(inner)
-            y0, y1, y2 = v[rows, k[rows] - 1], v[rows, k[rows]], v[rows, k[rows] + 1]
+        inner = np.flatnonzero((k > 0) & (k < grid.size - 1))
+        if inner.size:
+            y0, y1, y2 = v[inner, k[inner] - 1], v[inner, k[inner]], v[inner, k[inner] + 1]
             denom = y0 - 2 * y1 + y2
             step = np.where(denom > 0, 0.5 * (y0 - y2) / np.where(denom > 0, denom, 1.0), 0.0)
-            f_opt[rows] = grid[k[rows]] + np.clip(step, -1, 1) * (grid[1] - grid[0])
-        v_opt = _weighted_var(lu + np.log(b[None, :] + f_opt[:, None] * (x - b)[None, :]), w)
-        f_opt = np.where(ok, f_opt, np.nan)
-        out["f_opt"].append(f_opt)
-        out["var_log_opt"].append(np.where(ok, v_opt, np.nan))
-        out["var_log_aibw"].append(np.where(ok, var_at(AIBW_FRACTION), np.nan))
+            f_opt[inner] = grid[k[inner]] + np.clip(step, -1, 1) * (grid[1] - grid[0])
+
+        def var_at(f: np.ndarray | float) -> np.ndarray:
+            f = np.broadcast_to(np.asarray(f, dtype=float), (lu.shape[0],))
+            return weighted_variance(lu + np.log(b[None, :] + f[:, None] * (x - b)[None, :]), w)
+
+        out["f_opt"].append(np.where(ok, f_opt, np.nan))
+        out["var_log_opt"].append(np.where(ok, var_at(f_opt), np.nan))
+        out["var_log_aibw"].append(np.where(ok, var_at(float(aibw_factor)), np.nan))
         out["var_log_tbw"].append(np.where(ok, var_at(TBW_FRACTION), np.nan))
         out["at_bound"].append(np.where(ok, (k == 0) | (k == grid.size - 1), False).astype(float))
         out["dose_per_kg"].append(_dose_per_kg(sim, m, lu, x, b, f_opt, w, target))
@@ -238,31 +237,30 @@ def optimal_size_fraction(
         ds = ds.drop_vars("dose_per_kg")
     ds.attrs.update({"bounds": [lo, hi], "strategy": str(strategy) if strategy else "auto",
                      "n_patients": int(u.sizes["patient"]), "total": total, "base": base,
+                     "aibw_factor": float(aibw_factor),
                      "target": target if isinstance(target, str) else str(dict(target or {}))})
     return ds
 
 
+def _median(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return weighted_quantiles(x, w, np.array([0.5]))[..., 0]
+
+
 def _dose_per_kg(sim: xr.Dataset, metric: str, lu: np.ndarray, x: np.ndarray, b: np.ndarray,
-                 f_opt: np.ndarray, w: np.ndarray | None, target: Mapping[str, float] | str | None) -> np.ndarray:
-    """mg per kg of S(f*) whose median exposure equals the target, per draw."""
+                 f_opt: np.ndarray, w: np.ndarray, target: Mapping[str, float] | str | None) -> np.ndarray:
+    """mg per kg of S(f*) whose (weighted) median exposure equals the target, per draw."""
     n = lu.shape[0]
     if target is None:
         return np.full(n, np.nan)
     if isinstance(target, str):
-        names = [str(s) for s in sim.strategy.values]
-        labels = [str(v) for v in sim["strategy_label"].values] if "strategy_label" in sim.coords else names
-        name = target if target in names else (names[labels.index(target)] if target in labels else None)
-        if name is None:
-            raise ConfigError(f"target strategy {target!r} is not one of {names}")
-        e = np.asarray(sim["exposure"].sel(strategy=name, metric=metric).values, dtype=float)
-        goal = _weighted_median(e, w)
+        name = resolve_strategy(sim, target, role="target strategy")
+        goal = _median(np.asarray(sim["exposure"].sel(strategy=name, metric=metric).values, dtype=float), w)
     else:
         if metric not in target:
             return np.full(n, np.nan)
         goal = np.full(n, float(target[metric]))
     s = b[None, :] + np.where(np.isfinite(f_opt), f_opt, 0.0)[:, None] * (x - b)[None, :]
-    per_mgkg = np.exp(lu) * s  # exposure of 1 mg per kg of S(f*)
-    return goal / _weighted_median(per_mgkg, w)
+    return goal / _median(np.exp(lu) * s, w)  # exposure of 1 mg per kg of S(f*)
 
 
 def summarize_optimal_fraction(opt: xr.Dataset, *, ci: float = 0.9) -> pd.DataFrame:

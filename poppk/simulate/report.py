@@ -219,8 +219,38 @@ def run_simulation(
     -------
     dict of name -> path written (also ``"command.json"`` with the inputs).
     """
-    from poppk.simulate.engine import as_strategies, simulate_strategies
+    from poppk.simulate.engine import simulate_strategies
     from poppk.simulate.exposure import DEFAULT_METRICS
+
+    fit, strats, sched, pop = simulation_inputs(fit, strategies, schedule, population, infusion=infusion,
+                                                schedule_unit=schedule_unit, seed=seed, ibw_method=ibw_method)
+    if executor is not None and (workers or scheduler_address):
+        raise ConfigError("give workers=/scheduler_address= or executor=, not both")
+    from poppk.simulate.parallel import parallel_executor
+
+    with parallel_executor(workers, parallel, address=scheduler_address) as client:
+        sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
+                                  metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
+                                  exceed=exceed, progress=progress, population_uncertainty=population_uncertainty,
+                                  executor=executor if executor is not None else client)
+    written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
+    written["command"] = write_command(out_dir, strats, sched, pop, sim, seed=seed, threshold=threshold,
+                                       exceed=exceed, reference=reference)
+    return written
+
+
+def simulation_inputs(fit: Any, strategies: Any, schedule: Any, population: Any, *, infusion: Any = 0.0,
+                      schedule_unit: str = "day", seed: int = 0, ibw_method: str | None = None) -> tuple[Any, ...]:
+    """``(fit, strategies, schedule, population)`` from texts or objects, as ``poppk simulate`` reads them.
+
+    A fit may be a fit directory; strategies texts or a mapping
+    (:func:`~poppk.simulate.engine.as_strategies`); the schedule a
+    :class:`~poppk.simulate.schedule.Schedule` or text with ``infusion`` and
+    ``schedule_unit``; the population a
+    :class:`~poppk.simulate.population.VirtualPopulation` or text
+    (:func:`~poppk.simulate.population.parse_population`, from the fit's data).
+    """
+    from poppk.simulate.engine import as_strategies
     from poppk.simulate.population import VirtualPopulation, parse_population
     from poppk.simulate.schedule import Schedule, parse_schedule
 
@@ -232,21 +262,18 @@ def run_simulation(
     sched = schedule if isinstance(schedule, Schedule) else parse_schedule(schedule, infusion=infusion, unit=schedule_unit)
     opts = {"ibw_method": ibw_method} if ibw_method else {}
     pop = population if isinstance(population, VirtualPopulation) else parse_population(population, fit, seed=seed, **opts)
-    if executor is not None and (workers or scheduler_address):
-        raise ConfigError("give workers=/scheduler_address= or executor=, not both")
-    from poppk.simulate.parallel import parallel_executor
+    return fit, strats, sched, pop
 
-    with parallel_executor(workers, parallel, address=scheduler_address) as client:
-        sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
-                                  metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
-                                  exceed=exceed, progress=progress, population_uncertainty=population_uncertainty,
-                                  executor=executor if executor is not None else client)
-    written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
-    written["command"] = atomic_write_text(Path(out_dir) / "command.json", json.dumps({
-        "strategies": {k: v.label for k, v in strats.items()}, "schedule": sched.to_dict(),
-        "population": pop.source, "n_patients": pop.n, "n_draws": sim.sizes["draw"], "seed": seed,
+
+def write_command(out_dir: str | Path, strategies: Mapping[str, Any], schedule: Any, population: Any,
+                  sim: xr.Dataset, *, seed: int, threshold: float | None = None,
+                  exceed: Mapping[str, float] | None = None, reference: str | None = None,
+                  **extra: Any) -> Path:
+    """``command.json``: the inputs of a simulation, so its outputs can be traced and re-run."""
+    return atomic_write_text(Path(out_dir) / "command.json", json.dumps(jsonable({
+        "strategies": {k: v.label for k, v in strategies.items()}, "schedule": schedule.to_dict(),
+        "population": population.source, "n_patients": population.n, "n_draws": sim.sizes["draw"], "seed": seed,
         "metrics": [str(m) for m in sim.metric.values], "threshold": threshold, "exceed": dict(exceed or {}),
         "reference": reference, "population_uncertainty": sim.attrs.get("population_uncertainty", "none"),
-        "elapsed_s": sim.attrs["elapsed_s"],
-    }, indent=2))
-    return written
+        "elapsed_s": sim.attrs["elapsed_s"], **extra,
+    }), indent=2))

@@ -27,7 +27,7 @@ import xarray as xr
 from poppk.errors import ConfigError
 from poppk.simulate.weighting import expand_weights, weight_parts
 
-__all__ = ["patient_weights", "per_draw_statistics", "summarize_strategies"]
+__all__ = ["patient_weights", "per_draw_statistics", "summarize_strategies", "resolve_strategy"]
 
 
 def _source_parts(sim: xr.Dataset) -> tuple[np.ndarray, np.ndarray] | None:
@@ -168,16 +168,25 @@ def _default_reference(sim: xr.Dataset) -> str:
     return str(sim.strategy.values[0])
 
 
-def _resolve_reference(sim: xr.Dataset, reference: str | None) -> str:
+def resolve_strategy(sim: xr.Dataset, key: str, *, role: str = "strategy") -> str:
+    """The name of the simulated strategy called ``key`` (its name or its label).
+
+    Raises :class:`~poppk.errors.ConfigError` naming the strategies there are.
+    """
     names = [str(s) for s in sim.strategy.values]
+    if key in names:
+        return key
+    labels = [str(x) for x in sim["strategy_label"].values] if "strategy_label" in sim.coords else []
+    if key in labels:
+        return names[labels.index(key)]
+    known = ", ".join(f"{n!r}" + (f" ({lab!r})" if lab != n else "") for n, lab in zip(names, labels or names))
+    raise ConfigError(f"{role} {key!r} is not one of the simulated strategies: {known}")
+
+
+def _resolve_reference(sim: xr.Dataset, reference: str | None) -> str:
     if reference is None:
         return _default_reference(sim)
-    if reference in names:
-        return reference
-    labels = [str(x) for x in sim["strategy_label"].values] if "strategy_label" in sim.coords else []
-    if reference in labels:
-        return names[labels.index(reference)]
-    raise ConfigError(f"reference strategy {reference!r} is not one of {names}")
+    return resolve_strategy(sim, reference, role="reference strategy")
 
 
 def summarize_strategies(

@@ -141,3 +141,12 @@ def test_laplace_em_starts_the_fraction_near_the_truth(truth, descriptor, lo, hi
     spec = spec.with_size_model(parameters=("CL", "V1")).resolved(data.covariates)
     init = laplace_init(spec, build_design(spec, data))
     assert lo <= init.betas[SIZE_FRACTION] <= hi
+
+
+def test_simulating_needs_both_references_resolved():
+    from poppk.simulate import PosteriorDraws
+
+    spec = two_cmt().with_size_model(reference=70.0, parameters=("CL",))  # base_reference left unresolved
+    with pytest.raises(ModelSpecError, match="unresolved"):
+        PosteriorDraws.from_values(spec, typical={"CL": 0.5, "V1": 3.0, "Q": 0.5, "V2": 2.0},
+                                   betas={"beta_CL_SIZE": 0.7, SIZE_FRACTION: 0.4}, omega={"CL": 0.3, "V1": 0.2})

@@ -179,3 +179,34 @@ def test_f_opt_uses_the_population_bootstrap_weights():
     np.testing.assert_allclose(opt["ratio_aibw_vs_tbw"].sel(metric="auc_c1").values, weighted.values, rtol=1e-6)
     off = optimal_size_fraction(sim.drop_vars("source_weight"), strategy="tbw")
     assert not np.allclose(off["f_opt"].values, opt["f_opt"].values, rtol=1e-3)
+
+
+def _table(rows, weights):
+    idx, data = [], []
+    for model, (med, lo, hi) in rows.items():
+        idx.append((model, "aibw", "cmax_c1"))
+        data.append({"label": "6 mg/kg AIBW", "weight": weights.get(model, 1.0), "var_ratio_median": med,
+                     "var_ratio_lo": lo, "var_ratio_hi": hi})
+    t = pd.DataFrame(data, index=pd.MultiIndex.from_tuples(idx, names=["model", "strategy", "metric"]))
+    t.attrs.update({"ci": 0.9, "method": "stacking"})
+    return t
+
+
+@pytest.mark.parametrize("rows, weights, depends, phrase", [
+    # one interval excludes 1, the other straddles it and its median lies outside the first: depends
+    ({"averaged": (0.7, 0.5, 1.1), "TBW": (0.86, 0.64, 1.15), "AIBW": (0.56, 0.47, 0.66)},
+     {"TBW": 0.5, "AIBW": 0.5}, True, "disagree on whether"),
+    # nearly the same answer: agree
+    ({"averaged": (0.8, 0.7, 0.9), "TBW": (0.8, 0.7, 0.92), "AIBW": (0.79, 0.69, 0.9)},
+     {"TBW": 0.5, "AIBW": 0.5}, False, "agree"),
+    # one model carries the weight; the light one points elsewhere
+    ({"averaged": (1.2, 1.1, 1.3), "TBW": (1.2, 1.1, 1.3), "AIBW": (0.6, 0.5, 0.7)},
+     {"TBW": 0.98, "AIBW": 0.02}, False, "One model carries the weight"),
+])
+def test_model_dependence_rules(rows, weights, depends, phrase):
+    from poppk.simulate.averaging import model_dependence
+
+    v = model_dependence(_table(rows, weights), "6 mg/kg AIBW", "cmax_c1")
+    assert v["depends"] is depends and phrase in v["verdict"]
+    with pytest.raises(ConfigError, match="metric"):
+        model_dependence(_table(rows, weights), "aibw", "auc_c9")
