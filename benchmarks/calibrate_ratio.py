@@ -62,6 +62,8 @@ EXPANSION = {5.0: 14, 6.0: 15}
 STRATEGIES = {"6 mg/kg TBW": "6 mg/kg", "6 mg/kg AIBW": "6 mg/kg AIBW"}
 METRICS = ("cmax_c1", "auc_c1")
 CANDIDATES = ("TBW", "AIBW", "ADJ")
+#: Bump when the generator's population, the truth's model or the schedule change (cached truths are keyed by it).
+TRUTH_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,12 @@ def run_replicate(truth: str, rep: int, settings: Settings) -> dict[str, Any]:
     return out
 
 
+def _failure(truth: str, rep: int, exc: BaseException) -> dict[str, Any]:
+    """The record of a replicate whose analysis raised (counted in the table as n_failed)."""
+    print(f"  {truth} rep {rep} FAILED: {exc!r}", flush=True)
+    return {"truth": truth, "rep": rep, "failed": True, "error": repr(exc), "seconds": float("nan")}
+
+
 def _cache_path(cache: Path, truth: str, rep: int) -> Path:
     return cache / truth.replace("^", "pow") / f"rep_{rep:03d}.json"
 
@@ -215,9 +223,23 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def summarize(results: list[dict[str, Any]], truths: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Coverage, wrong-side rate and bias per truth, metric and answer (averaged or one model), and pooled."""
+    """Coverage, wrong-side rate and bias per truth, metric and answer (averaged or one model), and pooled.
+
+    Rows ``answer = "f*"`` judge the averaged interval of the optimal size
+    fraction against the true f* (bias on the f scale, no wrong side).
+    Replicates that failed are counted in ``n_failed`` and left out of the rest.
+    """
     rows = []
+    failed: dict[str, int] = {}
     for r in results:
+        if r.get("failed"):
+            failed[r["truth"]] = failed.get(r["truth"], 0) + 1
+            continue
+        for m, a in (r.get("f_opt") or {}).items():
+            t = truths[r["truth"]]["f_opt"][m]
+            rows.append({"truth": r["truth"], "metric": m, "answer": "f*", "covered": a["lo"] <= t <= a["hi"],
+                         "wrong_side": False, "log_bias": a["median"] - t,
+                         "converged": all(c["ok"] for c in r["convergence"].values())})
         for model, per_metric in r["answers"].items():
             for m, a in per_metric.items():
                 t = truths[r["truth"]]["var_ratio"][m]
@@ -231,10 +253,11 @@ def summarize(results: list[dict[str, Any]], truths: dict[str, dict[str, Any]]) 
             ((a, m, "pooled"), g) for (a, m), g in df.groupby(["answer", "metric"])]:
         n, k = len(g), int(g["covered"].sum())
         lo, hi = clopper_pearson(k, n)
+        n_failed = sum(failed.values()) if keys[2] == "pooled" else failed.get(keys[2], 0)
         out.append({"answer": keys[0], "metric": keys[1], "truth": keys[2], "n": n, "coverage": k / n,
                     "coverage_lo": lo, "coverage_hi": hi, "wrong_side": float(g["wrong_side"].mean()),
                     "median_log_bias": float(g["log_bias"].median()),
-                    "n_not_converged": int((~g["converged"]).sum())})
+                    "n_not_converged": int((~g["converged"]).sum()), "n_failed": n_failed})
     return pd.DataFrame(out).set_index(["answer", "metric", "truth"])
 
 
@@ -262,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
     truth_values = {}
     for t in truths:
-        path = cache / "truth" / f"{t.replace('^', 'pow')}.json"
+        path = cache / "truth" / f"{t.replace('^', 'pow')}_n{settings.n_truth}_v{TRUTH_VERSION}.json"
         if not path.is_file():
             _write_json(path, true_ratio(t, settings))
         truth_values[t] = json.loads(path.read_text())
@@ -274,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(todo)} replicates to run ({args.replicates * len(truths) - len(todo)} cached)", flush=True)
         if args.workers == 0 and not args.scheduler:
             for t, r in todo:
-                res = run_replicate(t, r, settings)
+                try:
+                    res = run_replicate(t, r, settings)
+                except Exception as exc:  # noqa: BLE001 - recorded and counted, the study goes on
+                    res = _failure(t, r, exc)
                 _write_json(_cache_path(cache, t, r), res)
                 print(f"  {t} rep {r}: {res['seconds']:.0f} s", flush=True)
         else:
@@ -288,9 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                     t, r = futures[fut]
                     try:
                         res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - report and go on; the replicate stays uncached
-                        print(f"  {t} rep {r} FAILED: {exc!r}", flush=True)
-                        continue
+                    except Exception as exc:  # noqa: BLE001 - recorded and counted, the study goes on
+                        res = _failure(t, r, exc)
                     _write_json(_cache_path(cache, t, r), res)
                     print(f"  {t} rep {r}: {res['seconds']:.0f} s", flush=True)
             if cluster is not None:
@@ -303,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     print(f"\n{len(results)} replicates; {asdict(settings)}")
     print(table.round(3).to_string())
-    secs = [r["seconds"] for r in results]
+    secs = [r["seconds"] for r in results if not r.get("failed")]
     print(f"\nper replicate: median {np.median(secs):.0f} s (3 fits + LOO + simulations); "
           f"this run {time.perf_counter() - t0:.0f} s")
     return 0

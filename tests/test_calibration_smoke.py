@@ -43,12 +43,16 @@ def test_one_replicate_is_analysed_cached_and_summarised(tmp_path):
     assert sum(res["weights"].values()) == pytest.approx(1.0)
     a = res["answers"]["averaged"]["cmax_c1"]
     assert a["lo"] <= a["median"] <= a["hi"]
-    assert 0 <= res["size_fraction"]["median"] <= 1
+    assert res["size_fraction"]["lo"] < res["size_fraction"]["median"] < res["size_fraction"]["hi"]
     path = cal._cache_path(tmp_path, "TBW^1", 0)
     cal._write_json(path, res)
-    table = cal.summarize([json.loads(path.read_text())], {"TBW^1": truth})
+    failed = cal._failure("TBW^1", 1, RuntimeError("boom"))
+    table = cal.summarize([json.loads(path.read_text()), failed], {"TBW^1": truth})
     row = table.loc[("averaged", "cmax_c1", "pooled")]
-    assert row["n"] == 1 and row["coverage"] in (0.0, 1.0)
-    assert 0 <= row["coverage_lo"] <= row["coverage"] <= row["coverage_hi"] <= 1
-    assert np.isfinite(row["median_log_bias"])
+    t = truth["var_ratio"]["cmax_c1"]
+    assert row["n"] == 1 and row["n_failed"] == 1
+    assert row["coverage"] == float(a["lo"] <= t <= a["hi"])
+    assert row["wrong_side"] == float(a["hi"] < 1 <= t or a["lo"] > 1 >= t)
+    assert row["median_log_bias"] == pytest.approx(np.log(a["median"] / t))
+    assert ("f*", "cmax_c1", "pooled") in table.index
     assert cal.clopper_pearson(18, 20) == pytest.approx((0.683, 0.988), abs=1e-3)
