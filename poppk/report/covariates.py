@@ -62,10 +62,18 @@ def _coefficient_draws(fit: Any, name: str, prior: Any) -> np.ndarray:
     return np.asarray(post[name].transpose("chain", "draw").values, dtype=np.float64).reshape(n)
 
 
-def _log_effect(effect: Any, beta: np.ndarray, value: float, fraction: np.ndarray | None) -> np.ndarray:
-    """Log effect at ``value``; an adjusted size effect holds its lower size (IBW) at its reference."""
+def _log_effect(effect: Any, beta: np.ndarray, value: float, fraction: np.ndarray | None,
+                vary_base: bool = False) -> np.ndarray:
+    """Log effect at ``value``.
+
+    An adjusted size effect varies its upper size (TBW) with the lower one
+    (IBW) at its reference, or with ``vary_base`` the lower size with TBW at
+    its reference: the adjusted model's weight effect and its height (IBW)
+    effect shown apart.
+    """
     if effect.form == "adjusted":
-        return np.asarray(covariate_log_effect(effect, beta, value, base=effect.base_reference, fraction=fraction))
+        total, base = (effect.reference, value) if vary_base else (value, effect.base_reference)
+        return np.asarray(covariate_log_effect(effect, beta, total, base=base, fraction=fraction))
     return np.asarray(covariate_log_effect(effect, beta, value))
 
 
@@ -103,12 +111,14 @@ def _scenarios(fit: Any, covariate: str, effects: Sequence[Any], percentiles: Se
                         "weight_ratio": math.nan})
         return out
     x = col.astype(float).dropna().to_numpy()
-    ref = float(effects[0].reference if effects[0].reference is not None else np.median(x))
+    vary_base = effects[0].form == "adjusted" and covariate == effects[0].base
+    ref_value = effects[0].base_reference if vary_base else effects[0].reference
+    ref = float(ref_value if ref_value is not None else np.median(x))
     qs = np.percentile(x, list(percentiles)) if x.size else [math.nan] * len(percentiles)
     for pct, v in zip(percentiles, qs):
         v = float(v)
-        log_ratio = {e.name: np.asarray(_log_effect(e, betas[e.name], v, fraction)
-                                        - _log_effect(e, betas[e.name], ref, fraction), dtype=np.float64)
+        log_ratio = {e.name: np.asarray(_log_effect(e, betas[e.name], v, fraction, vary_base)
+                                        - _log_effect(e, betas[e.name], ref, fraction, vary_base), dtype=np.float64)
                      for e in effects}
         ordinal = _ordinal(pct)
         out.append({"value": v, "reference": ref, "percentile": float(pct), "unit": unit,
@@ -203,6 +213,8 @@ def covariate_effects(
     groups: dict[tuple[str, bool], list[Any]] = {}
     for c in spec.covariates:
         groups.setdefault((c.covariate, c.form == "categorical"), []).append(c)
+        if c.form == "adjusted":  # the adjusted size also moves with IBW (height): shown as its own covariate
+            groups.setdefault((c.base, False), []).append(c)
     scenarios = {key: _scenarios(fit, key[0], effs, percentiles, covariate_units) for key, effs in groups.items()}
 
     def log_ratio(key: tuple[str, bool], sc: dict[str, Any], param: str) -> np.ndarray | None:

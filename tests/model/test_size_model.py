@@ -150,3 +150,37 @@ def test_simulating_needs_both_references_resolved():
     with pytest.raises(ModelSpecError, match="unresolved"):
         PosteriorDraws.from_values(spec, typical={"CL": 0.5, "V1": 3.0, "Q": 0.5, "V2": 2.0},
                                    betas={"beta_CL_SIZE": 0.7, SIZE_FRACTION: 0.4}, omega={"CL": 0.3, "V1": 0.2})
+
+
+def test_covariate_report_shows_weight_and_height_of_the_adjusted_size(small_study):
+    """Forest rows: TBW varied at reference IBW, and IBW varied at reference TBW; f = 1 leaves IBW no effect."""
+    import types
+
+    import arviz as az
+    import xarray as xr
+
+    from poppk.report.covariates import covariate_effects
+
+    data, _ = small_study
+    data = data.with_size_descriptors()
+    n = 40
+
+    def fake(fraction):
+        spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), units={"time": "h"},
+                         error="proportional").with_size_model().resolved(data.covariates)
+        post = xr.Dataset({k: (("chain", "draw"), np.full((1, n), v)) for k, v in
+                           {"beta_CL_SIZE": 0.75, "beta_V1_SIZE": 1.0, SIZE_FRACTION: fraction}.items()})
+        return types.SimpleNamespace(spec=spec, data=data, idata=az.InferenceData(posterior=post)), spec
+
+    fit, spec = fake(0.4)
+    t = covariate_effects(fit, exposure=False)
+    assert set(t["covname"]) == {"TBW", "IBW"}
+    c = spec.covariates[0]
+    row = t[(t["paramname"] == "CL") & (t["covname"] == "IBW")].iloc[-1]
+    s_ref = c.base_reference + 0.4 * (c.reference - c.base_reference)
+    ibw = row["value"]
+    want = ((ibw + 0.4 * (c.reference - ibw)) / s_ref) ** 0.75  # TBW at its reference, IBW at the 95th pct
+    assert row["mid"] == pytest.approx(want, rel=1e-9)
+    fit1, _ = fake(1.0)
+    t1 = covariate_effects(fit1, exposure=False)
+    assert np.allclose(t1.loc[t1["covname"] == "IBW", "mid"], 1.0)
