@@ -41,6 +41,12 @@ def unit_suffix(unit: str | None) -> str:
     return f" ({unit})" if unit else ""
 
 
+#: At most this many points anchor the robustness passes of :func:`lowess` (residuals elsewhere are interpolated).
+LOWESS_ANCHORS = 300
+#: Elements per block of the (evaluation points x data) weight arrays in :func:`lowess`.
+_LOWESS_BLOCK = 1 << 20
+
+
 def lowess(x: np.ndarray, y: np.ndarray, *, frac: float = 2 / 3, n_points: int = 60, iterations: int = 2,
            log_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Locally weighted linear regression (Cleveland 1979) evaluated on a grid.
@@ -48,6 +54,14 @@ def lowess(x: np.ndarray, y: np.ndarray, *, frac: float = 2 / 3, n_points: int =
     Tricube weights over the ``frac`` nearest neighbours, ``iterations``
     robustifying passes with bisquare weights.  Used only to draw trend
     lines.  Returns ``(grid, fitted)``; empty arrays with fewer than 5 points.
+
+    Memory stays O(n) whatever the number of points n: the local fits are
+    computed in blocks of rows, and with more than :data:`LOWESS_ANCHORS`
+    points the robustness residuals come from fits at that many anchors (half
+    at quantiles of x, half evenly spaced over its range), linearly
+    interpolated as in the ``delta`` shortcut of Cleveland's lowess, so the
+    work is O(n x anchors) rather than O(n^2).  Up to that many points the
+    result is the exact smoother.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -63,7 +77,7 @@ def lowess(x: np.ndarray, y: np.ndarray, *, frac: float = 2 / 3, n_points: int =
     k = max(3, min(n, int(np.ceil(frac * n))))
     robust = np.ones(n)
 
-    def fit_at(x0: np.ndarray) -> np.ndarray:
+    def fit_block(x0: np.ndarray) -> np.ndarray:
         d = np.abs(x[None, :] - x0[:, None])
         h = np.partition(d, k - 1, axis=1)[:, k - 1]
         h = np.where(h > 0, h, np.max(d, axis=1) + 1e-12)
@@ -77,8 +91,24 @@ def lowess(x: np.ndarray, y: np.ndarray, *, frac: float = 2 / 3, n_points: int =
         slope = np.where(sxx > 1e-12 * np.maximum(sw, 1e-300), sxy / np.where(sxx > 0, sxx, 1), 0.0)
         return my + slope * (x0 - mx)
 
+    def fit_at(x0: np.ndarray) -> np.ndarray:
+        rows = max(1, _LOWESS_BLOCK // n)
+        return np.concatenate([fit_block(x0[i:i + rows]) for i in range(0, x0.size, rows)])
+
+    if n <= LOWESS_ANCHORS:
+        def fitted_at_data() -> np.ndarray:
+            return fit_at(x)
+    else:
+        xs = np.sort(x)
+        half = LOWESS_ANCHORS // 2  # quantiles where the data are dense, an even grid where they are sparse
+        anchors = np.unique(np.concatenate([xs[np.round(np.linspace(0, n - 1, half)).astype(int)],
+                                            np.linspace(xs[0], xs[-1], LOWESS_ANCHORS - half)]))
+
+        def fitted_at_data() -> np.ndarray:
+            return np.interp(x, anchors, fit_at(anchors))
+
     for _ in range(iterations):
-        resid = y - fit_at(x)
+        resid = y - fitted_at_data()
         s = np.median(np.abs(resid))
         if s <= 0:
             break
