@@ -21,6 +21,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
     descriptors = ["TBW", "AIBW", "ADJ"]   # one fit per size descriptor (--size); "ADJ": IBW + f·(TBW − IBW), f estimated
     size_parameters = ["CL", "V1"]
     size_fraction = { family = "beta", alpha = 1.0, beta = 1.0 }   # prior of f in the ADJ model (default uniform)
+    loo_max_refits = 5          # per model: subjects with Pareto k > 0.7 refitted exactly (0: flag them only)
     draws = 1000
     tune = 500
     chains = 4
@@ -74,7 +75,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
              "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float)},
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
-            "seed": int, "sampler": str, "size_fraction": (dict, int, float)},
+            "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
@@ -129,9 +130,9 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(want)}")
             if not isinstance(value, want):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(want)}")
-            if want is int and value < (0 if key in ("seed", "workers") else 1):
+            if want is int and value < (0 if key in ("seed", "workers", "loo_max_refits") else 1):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected a "
-                                  f"{'whole number >= 0' if key in ('seed', 'workers') else 'positive integer'}")
+                                  f"{'whole number >= 0' if key in ('seed', 'workers', 'loo_max_refits') else 'positive integer'}")
     weights = doc.get("simulate", {}).get("model_weights", "stacking")
     if weights not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
         raise ConfigError(f"simulate.model_weights = {weights!r}: use 'stacking', 'BB-pseudo-BMA' or 'pseudo-BMA'")
@@ -250,7 +251,11 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         from poppk.diagnostics import compare
 
         echo("\n== 4. comparison by leave-one-subject-out PSIS-LOO (random effects integrated out)")
-        comparison = compare(fits, method=config.get("simulate", "model_weights", "stacking"))
+        refits = 0 if quick else config.get("fit", "loo_max_refits", 5)
+        comparison = compare(fits, method=config.get("simulate", "model_weights", "stacking"),
+                             refit_high_k=refits > 0, max_refits=refits or None)
+        if refits and int(comparison["n_refit"].sum()):
+            echo(f"   {int(comparison['n_refit'].sum())} subject(s) with Pareto k > 0.7 refitted exactly without them")
         echo(comparison.round(2).to_string())
 
     from poppk.workflow import report_step, simulation_step
