@@ -2,7 +2,9 @@
 
 A thin layer over the public functions: each subcommand parses its options,
 calls the library and prints.  A :class:`~poppk.errors.PopPKError` is printed
-as ``error: <message>`` on stderr with exit code 2 (no traceback).
+as ``error: <message>`` on stderr with exit code 2 (no traceback); a fit that
+did not converge makes ``poppk fit`` and ``poppk run`` exit 3 after writing
+every output, unless ``--allow-unconverged`` is given (see :data:`EXIT_CODES`).
 
 To add a command group, write an ``_add_<group>(subparsers)`` function that
 registers its parsers with ``set_defaults(func=...)`` (``func(args) -> int``)
@@ -22,6 +24,19 @@ __all__ = ["main", "build_parser"]
 
 #: Exit code for bad input (a :class:`PopPKError`), as for usage errors.
 EXIT_ERROR = 2
+#: Exit code when a fit did not converge (``poppk fit``, ``poppk run``); its outputs are still written.
+EXIT_UNCONVERGED = 3
+#: The exit codes, as shown at the end of ``poppk --help``.
+EXIT_CODES = f"""\
+exit codes:
+  0  success
+  1  an unexpected internal error (a traceback; please report it)
+  {EXIT_ERROR}  bad input: an invalid dataset, model spec or analysis file, or a usage error
+     (the message on stderr says what to change)
+  {EXIT_UNCONVERGED}  a fit did not converge (poppk fit, poppk run): every output is still written and the
+     message names the parameters; --allow-unconverged (or [fit] allow_unconverged = true
+     in the analysis file) makes this exit 0
+"""
 _DESCRIPTOR_HINT = (
     "pass --female-code CODE for numeric sex codes, or --no-descriptors to skip "
     "the size descriptors"
@@ -122,10 +137,16 @@ def _fit(args: argparse.Namespace) -> int:
     result = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                  progress=not args.quiet)
     print(result.summary().round(4).to_string())
-    print(result.convergence().message())
+    report = result.convergence()
+    print(report.message())
     path = result.save(args.out)
     print(f"fit saved to {path}")
-    return 0
+    if report.ok or args.allow_unconverged:
+        return 0
+    print(f"error: the fit did not converge ({'; '.join(report.problems)}); it was saved to {path} all the same. "
+          "Run longer (--tune, --draws), simplify the model, or pass --allow-unconverged to exit 0 anyway",
+          file=sys.stderr)
+    return EXIT_UNCONVERGED
 
 
 def _add_fit(subparsers: argparse._SubParsersAction) -> None:
@@ -144,7 +165,13 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--female-code", metavar="CODE", default=None)
     _add_data_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_allow_unconverged(p)
     p.set_defaults(func=_fit)
+
+
+def _add_allow_unconverged(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help=f"exit 0 even when a fit did not converge (default: exit {EXIT_UNCONVERGED})")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -268,9 +295,15 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """``poppk run analysis.toml``: the whole analysis described in one file."""
+    from dataclasses import replace
+
     from poppk.config import load_config, run_analysis
 
-    return run_analysis(load_config(args.config), out=args.out, quick=args.quick)
+    config = load_config(args.config)
+    if args.allow_unconverged:
+        config = replace(config, sections={**config.sections,
+                                           "fit": {**config.sections.get("fit", {}), "allow_unconverged": True}})
+    return run_analysis(config, out=args.out, quick=args.quick)
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -279,7 +312,9 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
                               "as configured in one TOML file (see poppk.config).")
     p.add_argument("config", metavar="ANALYSIS_TOML")
     p.add_argument("--out", default=None, metavar="DIR", help="override [output].dir")
-    p.add_argument("--quick", action="store_true", help="few draws everywhere (a smoke test)")
+    p.add_argument("--quick", action="store_true",
+                   help="few draws everywhere (a smoke test: non-convergence is reported but exits 0)")
+    _add_allow_unconverged(p)
     p.set_defaults(func=_run)
 
 
@@ -304,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     from poppk import __version__
 
     parser = argparse.ArgumentParser(
-        prog="poppk", description="Bayesian population pharmacokinetics with body-size covariates."
+        prog="poppk", description="Bayesian population pharmacokinetics with body-size covariates.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"poppk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -75,7 +75,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
              "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float)},
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
-            "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int},
+            "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int,
+            "allow_unconverged": bool},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
@@ -264,6 +265,15 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     if config.get("report", "enabled", True):
         report_step(config, fits, comparison, step, out, echo=echo)
     echo(f"\ndone in {time.perf_counter() - t_start:.0f} s; open {(out / 'report.html').resolve()}")
+    unconverged = {name: f.convergence() for name, f in fits.items() if not f.convergence().ok}
+    if unconverged and not (quick or config.get("fit", "allow_unconverged", False)):
+        from poppk.cli import EXIT_UNCONVERGED
+
+        for name, rep in unconverged.items():
+            echo(f"error: fit '{name}' did not converge ({'; '.join(rep.problems)})")
+        echo(f"every output was written all the same; exit code {EXIT_UNCONVERGED}. Run longer ([fit] tune, draws) "
+             "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
+        return EXIT_UNCONVERGED
     return 0
 
 
