@@ -146,10 +146,7 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
                                          method=method, **kw)
         step.answer, step.figures = answer, figures
         step.strategy_table = answer.strategies
-        cols = ["weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi", "prob_var_ratio_below_1"]
-        ref = answer.strategies.attrs["reference"]
-        shown = answer.strategies.loc[answer.strategies.index.get_level_values("strategy") != ref, cols]
-        echo(shown.round(3).to_string())
+        echo(_answer_view(answer.strategies, first_only=True).round(3).to_string())
         echo("")
         for line in answer.headline:
             echo("   " + line)
@@ -194,9 +191,13 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
     return written
 
 
-def _answer_view(table: Any) -> Any:
+def _answer_view(table: Any, first_only: bool = False) -> Any:
+    """The variance ratios of the non-reference strategies (of the first one only with ``first_only``)."""
     ref = table.attrs.get("reference")
-    keep = table.index.get_level_values("strategy") != ref
+    strategies = table.index.get_level_values("strategy")
+    keep = strategies != ref
+    if first_only and keep.any():
+        keep = strategies == strategies[keep][0]
     cols = [c for c in ("label", "weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi",
                         "prob_var_ratio_below_1") if c in table.columns]
     return table.loc[keep, cols]

@@ -245,9 +245,7 @@ def model_dependence(
     dirs = {m: _direction(per[m][2], per[m][3]) for m in models}
     opposite = {"below", "above"} <= {dirs[m] for m in heavy}
     disjoint = any(per[x][3] < per[y][2] or per[y][3] < per[x][2] for x in heavy for y in heavy if x < y)
-    shifted = any(dirs[x] != "unclear" and dirs[y] == "unclear" and not per[x][2] <= per[y][1] <= per[x][3]
-                  for x in heavy for y in heavy if x != y)
-    depends = bool(opposite or disjoint or shifted)
+    depends = _disagree(per, dirs, heavy)
     label = str(a.get("label", sel))
     pct = f"{round(100 * ci)}%"
     each = "; ".join(f"{m} (weight {per[m][0]:.2f}): {per[m][1]:.2f} [{per[m][2]:.2f}, {per[m][3]:.2f}]"
@@ -261,14 +259,25 @@ def model_dependence(
                    "interval carries that model uncertainty, and more data on heavy and light patients, not a "
                    "choice of model, would narrow it.")
     elif len(heavy) == 1 and len(models) > 1:
-        others = {dirs[m] for m in models if m not in heavy}
-        differ = " (the others, with little weight, would answer differently)" if others - {dirs[heavy[0]]} else ""
+        light_differ = _disagree(per, dirs, models)
+        differ = ("the others, with little weight, would answer differently" if light_differ
+                  else "the others, with little weight, give much the same answer")
         verdict = (f"One model carries the weight ({heavy[0]}, {per[heavy[0]][0]:.2f}), so the averaged answer is "
-                   f"its answer{differ}: {each}.")
+                   f"its answer; {differ}: {each}.")
     else:
         verdict = f"The candidate models agree ({each})."
     return {"depends": depends, "verdict": verdict, "text": f"{head} {verdict}", "per_model": per,
             "averaged": avg}
+
+
+def _disagree(per: Mapping[str, tuple[float, float, float, float]], dirs: Mapping[str, str],
+              models: Sequence[str]) -> bool:
+    """Opposite sides of 1, disjoint intervals, or one excluding 1 while another straddles it away from it."""
+    opposite = {"below", "above"} <= {dirs[m] for m in models}
+    disjoint = any(per[x][3] < per[y][2] or per[y][3] < per[x][2] for x in models for y in models if x < y)
+    shifted = any(dirs[x] != "unclear" and dirs[y] == "unclear" and not per[x][2] <= per[y][1] <= per[x][3]
+                  for x in models for y in models if x != y)
+    return bool(opposite or disjoint or shifted)
 
 
 def _select_strategy(table: pd.DataFrame, strategy: str) -> str:
