@@ -183,7 +183,8 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
     written = export_covariate_report(
         target, out, formats=tuple(config.get("report", "formats", ["html", "csv", "json"])),
         strategy_table=step.strategy_table, comparison_table=comparison, figures=step.figures or None,
-        title=config.get("report", "title"), dosing=tuple(config.get("report", "dosing", ["flat"])),
+        title=_report_title(config.get("report", "title"), step.fit_name, len(fits)),
+        dosing=tuple(config.get("report", "dosing", ["flat"])),
         answer=headline, answer_tables=answer_tables,
     )
     for name, p in written.items():
@@ -192,15 +193,22 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
 
 
 def _answer_view(table: Any, first_only: bool = False) -> Any:
-    """The variance ratios of the non-reference strategies (of the first one only with ``first_only``)."""
+    """The variance ratios of the non-reference strategies (of the first one only with ``first_only``).
+
+    Strategies whose ratios repeat an earlier one's (5 and 6 mg/kg AIBW) are left out.
+    """
+    from poppk.simulate.answer import _same_as_earlier
+
     ref = table.attrs.get("reference")
     strategies = table.index.get_level_values("strategy")
-    keep = strategies != ref
+    keep = (strategies != ref) & ~strategies.isin(list(_same_as_earlier(table, ref)))
     if first_only and keep.any():
         keep = strategies == strategies[keep][0]
     cols = [c for c in ("label", "weight", "var_ratio_median", "var_ratio_lo", "var_ratio_hi",
                         "prob_var_ratio_below_1") if c in table.columns]
-    return table.loc[keep, cols]
+    view = table.loc[keep, cols].copy()
+    view["weight"] = view["weight"].round(3)
+    return view
 
 
 def _answer_figures(answer: Any) -> dict[str, Any]:
@@ -217,3 +225,11 @@ def _answer_figures(answer: Any) -> dict[str, Any]:
         ax = plot_model_answers(table, strategies[0], metric)
         out[f"Variance ratio per model and averaged: {strategies[0]}, {metric}"] = ax.figure
     return out
+
+
+def _report_title(title: str | None, fit_name: str, n_fits: int) -> str | None:
+    """With several fits, the title says whose parameters the report's tables show."""
+    if n_fits < 2:
+        return title
+    suffix = f"parameters of the '{fit_name}' fit (largest weight)"
+    return f"{title} — {suffix}" if title else None

@@ -185,9 +185,13 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target:
             continue
         words = _METRIC_WORDS.get(m, m)
         p_below = float(answer.strategies.loc[(AVERAGED, s, m), "prob_var_ratio_below_1"])
+        sd_change = 100 * (1 - np.sqrt(v["averaged"][0]))
+        p_text = "> 0.99" if p_below > 0.99 else "< 0.01" if p_below < 0.01 else f"= {p_below:.2f}"
         lines.append(
             f"{labels.get(s, s)} vs {ref_label}, {words}: between-patient variance ratio {_fmt(v['averaged'])} "
-            f"(posterior median [{round(100 * answer.strategies.attrs['ci'])}% CrI], P(ratio < 1) = {p_below:.2f}), "
+            f"(variance of log exposure under {labels.get(s, s)} / under {ref_label}; posterior median "
+            f"[{round(100 * answer.strategies.attrs['ci'])}% CrI], P(ratio < 1) {p_text}; the between-patient SD "
+            f"is {abs(sd_change):.0f}% {'smaller' if sd_change >= 0 else 'larger'}), "
             f"averaged over {len(answer.weights)} fits ({ws}). {v['verdict']}"
         )
     if answer.optimal is not None:
@@ -214,10 +218,13 @@ def _headline(answer: AveragedAnswer, fits: Mapping[str, Any], ref: str, target:
         if getattr(f.spec, "size_fraction", None) is not None and not f.spec.size_fraction.is_fixed:
             v = np.asarray(f.idata.posterior["size_fraction"].values, dtype=float).ravel()
             lo, mid, hi = np.quantile(v, [0.05, 0.5, 0.95])
+            weak = (" The data barely identify it: its interval spans most of the prior (the size effects are "
+                    "weak), so it is no argument for or against a descriptor." if hi - lo > 0.6 else "")
             lines.append(
                 f"The adjusted size model '{name}' estimates the size its PK follow as IBW + f·(TBW − IBW) with "
-                f"f = {mid:.2f} [{lo:.2f}, {hi:.2f}] (0 = IBW, 0.4 = AIBW, 1 = TBW; prior "
-                f"{f.spec.size_fraction})."
+                f"f = {mid:.2f} [{lo:.2f}, {hi:.2f}] (90% CrI; 0 = IBW, 0.4 = AIBW, 1 = TBW; prior "
+                f"{f.spec.size_fraction}). f says which size the PK parameters follow; f* above says which size "
+                f"the dose should follow, with every source of between-patient variability included.{weak}"
             )
     return lines
 

@@ -259,11 +259,13 @@ def model_dependence(
                    "interval carries that model uncertainty, and more data on heavy and light patients, not a "
                    "choice of model, would narrow it.")
     elif len(heavy) == 1 and len(models) > 1:
-        light_differ = _disagree(per, dirs, models)
-        differ = ("the others, with little weight, would answer differently" if light_differ
-                  else "the others, with little weight, give much the same answer")
-        verdict = (f"One model carries the weight ({heavy[0]}, {per[heavy[0]][0]:.2f}), so the averaged answer is "
-                   f"its answer; {differ}: {each}.")
+        if _disagree(per, dirs, models):
+            verdict = (f"One model carries the weight ({heavy[0]}, {per[heavy[0]][0]:.2f}), so the averaged answer "
+                       f"is its answer; the others, with little weight, would answer differently: {each}.")
+        else:
+            lo_m, hi_m = min(p[1] for p in per.values()), max(p[1] for p in per.values())
+            verdict = (f"The answer does not depend on the model: every fit gives {lo_m:.2f}–{hi_m:.2f} ({each}); "
+                       f"the weight on {heavy[0]} changes little.")
     else:
         verdict = f"The candidate models agree ({each})."
     return {"depends": depends, "verdict": verdict, "text": f"{head} {verdict}", "per_model": per,
