@@ -4,12 +4,21 @@ were compared on it), fitted with poppk's default pipeline.
 Run by hand (not a test):
 
     .venv/bin/python benchmarks/bench_fit.py [--draws 1000] [--tune 500] [--chains 4]
-        [--parametrization laplace|centered|noncentered] [--grad-only]
+        [--parametrization laplace|centered|noncentered] [--grad-only] [--compile-only [--legacy]]
 
 Prints compile time, sampling time, per-parameter bulk/tail ESS and R-hat,
 divergences, min/mean bulk ESS per second, leapfrog steps per draw, the cost of
 one log-density gradient (and the dense-superposition cost for comparison),
-and the posterior against the true simulation values.
+the posterior against the true simulation values, and the compile time of a
+second fit of the same structure on other data (60 of the subjects, other
+priors; short sampling) in the same process.
+
+``--compile-only`` times compiling alone: the first compile (with its phases:
+PyTensor graph work, numba for the log density and gradient, the C callback,
+the expand function), then a repeat on the other data.  Run it twice for a
+new process with a warm disk cache; ``--legacy`` times what ``fit`` did before
+the compile cache (``nutpie.compile_pymc_model`` on a model with the data as
+constants), the baseline.
 Needs ../shared/benchmarks/ (not bundled: see its README).
 """
 
@@ -79,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--parametrization", default=None, help="default: ModelSpec's default")
     ap.add_argument("--grad-only", action="store_true")
+    ap.add_argument("--compile-only", action="store_true", help="time compiling only (first and repeat)")
+    ap.add_argument("--legacy", action="store_true", help="with --compile-only: today's compile path (baseline)")
+    ap.add_argument("--second-draws", type=int, default=100, help="draws and tune of the second fit (0: skip it)")
     ap.add_argument("--low-rank", choices=("auto", "on", "off"), default="auto",
                     help="nutpie's low-rank mass matrix adaptation (auto: fit()'s default)")
     args = ap.parse_args(argv)
@@ -93,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     data = read_nonmem(csv)
     spec = benchmark_spec(args.parametrization)
     print(f"parametrization: {spec.parametrization}")
+    if args.compile_only:
+        return compile_only(spec, data, legacy=args.legacy)
     g = gradient_cost(spec, data)
     n_obs = len(data.observations)
     print(f"gradient: {g['recursion']:.3f} ms (modal recursion), {g['dense']:.3f} ms (dense superposition); "
@@ -122,7 +136,94 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bulk ESS/s (sampling time): min {s['ess_bulk'].min() / sample_s:.1f}, mean {s['ess_bulk'].mean() / sample_s:.1f}; "
           f"min bulk ESS/s (total time) {s['ess_bulk'].min() / total:.1f}")
     print("('sample value' = geometric mean / SD of log of the 120 simulated individual parameters)")
+    if args.second_draws:
+        other_spec, other_data = other_problem(spec, data)
+        f2 = fit(other_spec, other_data, draws=args.second_draws, tune=args.second_draws, chains=args.chains,
+                 seed=args.seed + 1, progress=False, log_likelihood=False, warn=False)
+        print(f"second fit (same structure, {other_data.n_subjects} subjects, other priors): "
+              f"compile {f2.settings['timings']['compile_s']:.2f} s")
     return 0
+
+
+def other_problem(spec, data):
+    """Another problem of the benchmark's structure: 60 of the subjects, other prior medians."""
+    import dataclasses
+
+    from poppk.model import Prior
+
+    typical = tuple((p, Prior.lognormal(pr["median"] * 1.5, pr["sigma"])) for p, pr in spec.typical)
+    return dataclasses.replace(spec, typical=typical), data.subset(list(data.subjects)[::2])
+
+
+def _problem_inputs(spec, data):
+    from poppk.model import build_design, laplace_init
+    from poppk.model.fit import population_variables
+
+    spec = spec.resolved(data.covariates)
+    design = build_design(spec, data)
+    init = laplace_init(spec, design)
+    k = len(spec.iiv)
+    ip = {f"log_{p}": v for p, v in init.log_typical.items()}
+    ip.update({f"omega_{p}": v for p, v in init.omega.items()})
+    ip.update({f"sigma_{n}": v for n, v in init.sigma.items()})
+    ip["omega_chol"] = np.diag([init.omega[p] for p in spec.iiv])[np.tril_indices(k)]
+    ip["z"] = np.zeros((design.n_subjects, k))
+    var_names = population_variables(spec) + ["theta", "omega_corr"]
+    return spec, design, init, ip, var_names
+
+
+def compile_only(spec, data, *, legacy: bool = False) -> int:
+    """Time the first compile and a repeat on other data (see module doc)."""
+    from poppk.model import build_model
+
+    problems = [_problem_inputs(spec, data), _problem_inputs(*other_problem(spec, data))]
+    models = []
+    for label, (sp, design, init, ip, var_names) in zip(("first", "repeat (other data)"), problems):
+        t0 = time.perf_counter()
+        if legacy:
+            import nutpie
+
+            model = build_model(sp, design=design, init=init)
+            compiled = nutpie.compile_pymc_model(model, initial_points=ip, jitter_rvs={model["z"]}, var_names=var_names)
+            info = {"cache": "legacy"}
+        else:
+            from poppk.model.compile_cache import compile_nutpie
+
+            compiled, info = compile_nutpie(sp, design, init, initial_points=ip, var_names=var_names)
+        models.append(compiled)
+        dt = time.perf_counter() - t0
+        phases = ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in info.get("phases", {}).items())
+        print(f"compile {label}: {dt:.2f} s ({info['cache']}{'; ' + phases if phases else ''})")
+    print(f"gradient of the compiled callback (what nutpie calls): {callback_cost(models[0]):.3f} ms")
+    if not legacy:
+        from poppk.model.compile_cache import cache_info
+
+        print(f"cache: {cache_info()}")
+    return 0
+
+
+def callback_cost(compiled, n: int = 500) -> float:
+    """Milliseconds per call of a nutpie compiled model's log-density-and-gradient callback."""
+    import ctypes
+
+    from threadpoolctl import threadpool_limits
+
+    x = compiled.initial_point_func(0)
+    grad, logp = np.zeros_like(x), np.zeros(())
+    dbl = ctypes.POINTER(ctypes.c_double)
+    args = (ctypes.c_uint64(len(x)), x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), logp.ctypes.data_as(dbl),
+            ctypes.c_void_p(compiled.user_data.ctypes.data))
+    fn = compiled.compiled_logp_func.ctypes
+    with threadpool_limits(limits=1):
+        for _ in range(20):
+            fn(*args)
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn(*args)
+            best = min(best, (time.perf_counter() - t0) / n * 1e3)
+    return best
 
 
 if __name__ == "__main__":

@@ -37,17 +37,20 @@ import numpy as np
 from poppk.errors import ModelSpecError
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.init import LaplaceInit
+from poppk.model.inputs import GraphInputs
 from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import log_individual_parameters
-from poppk.model.predict import predict_design
+from poppk.model.predict import predict_design, prediction_arrays
 from poppk.model.priors import Prior
 from poppk.model.spec import ModelSpec
 
 __all__ = ["build_model"]
 
 
-def _prior_rv(pm: Any, name: str, prior: Prior, **kw: Any) -> Any:
-    f, p = prior.family, dict(prior.params)
+def _prior_rv(pm: Any, name: str, prior: Prior, inputs: GraphInputs, key: str, **kw: Any) -> Any:
+    """The PyMC variable of ``prior``; its hyper-parameters are graph inputs named ``key/...``."""
+    f = prior.family
+    p = {k: inputs.scalar(f"{key}/{k}", v) for k, v in prior.params}
     if f == "normal":
         return pm.Normal(name, mu=p["mu"], sigma=p["sigma"], **kw)
     if f == "halfnormal":
@@ -57,7 +60,9 @@ def _prior_rv(pm: Any, name: str, prior: Prior, **kw: Any) -> Any:
     if f == "exponential":
         return pm.Exponential(name, scale=p["scale"], **kw)
     if f == "lognormal":
-        return pm.LogNormal(name, mu=np.log(p["median"]), sigma=p["sigma"], **kw)
+        import pytensor.tensor as pt
+
+        return pm.LogNormal(name, mu=pt.log(p["median"]), sigma=p["sigma"], **kw)
     if f == "beta":
         return pm.Beta(name, alpha=p["alpha"], beta=p["beta"], **kw)
     raise ModelSpecError(f"{name}: prior family {f!r} cannot be used here")
@@ -80,6 +85,7 @@ def build_model(
     *,
     design: ModelDesign | None = None,
     init: LaplaceInit | None = None,
+    inputs: GraphInputs | None = None,
 ) -> Any:
     """Assemble the PyMC model of ``spec`` on ``data``.
 
@@ -94,11 +100,19 @@ def build_model(
     init
         Laplace-EM result; required by the ``"centered"`` and ``"laplace"`` parametrisations (it
         is computed here when missing).
+    inputs
+        Where the numbers go (data arrays, covariate values and references, the
+        Laplace terms, prior hyper-parameters, fixed values): default, a fresh
+        constant-mode :class:`~poppk.model.inputs.GraphInputs`; a shared-mode one
+        makes them shared variables, the form :mod:`poppk.model.compile_cache`
+        compiles once per structure (the model then has no coordinates, as its
+        sizes are not fixed).
 
     Returns
     -------
     pymc.Model
-        With coordinates ``id``, ``obs``, ``iiv`` (and ``iiv_bis``).
+        With coordinates ``id``, ``obs``, ``iiv`` (and ``iiv_bis``); the inputs
+        are ``model.poppk_inputs``.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -116,29 +130,46 @@ def build_model(
 
         init = laplace_init(spec, design)
 
-    coords = {
+    if inputs is None:
+        inputs = GraphInputs(shared=False)
+    shared = inputs.shared
+    coords = {} if shared else {
         "id": [str(s) for s in design.subject_ids],
         "obs": np.arange(design.n_obs),
         "iiv": list(spec.iiv),
         "iiv_bis": list(spec.iiv),
     }
+
+    def dims(*names: str) -> dict[str, Any]:
+        return {} if shared else {"dims": names}
+
     with pm.Model(coords=coords) as model:
+        n_subjects = inputs.array("subject_index", np.arange(design.n_subjects), np.int64).shape[0]
         log_tv: dict[str, Any] = {}
         for p, prior in spec.typical:
             if prior.is_fixed:
-                log_tv[p] = pt.as_tensor_variable(np.log(prior["value"]))
+                log_tv[p] = inputs.scalar(f"typical{p}/log_value", np.log(prior["value"]))
             else:
-                log_tv[p] = pm.Normal(f"log_{p}", mu=np.log(prior["median"]), sigma=prior["sigma"])
+                mu = inputs.scalar(f"typical{p}/log_median", np.log(prior["median"]))
+                log_tv[p] = pm.Normal(f"log_{p}", mu=mu, sigma=inputs.scalar(f"typical{p}/sigma", prior["sigma"]))
             pm.Deterministic(p, pt.exp(log_tv[p]))
+        # covariate effects are named by position: a model on another size descriptor is the same graph
         betas: dict[str, Any] = {}
-        for name, prior in spec.coefficients:
+        for i, (name, prior) in enumerate(spec.coefficients):
             if prior.is_fixed:
-                betas[name] = pt.as_tensor_variable(prior["value"])
+                betas[name] = inputs.scalar(f"coef{i}/value", prior["value"])
             else:
-                betas[name] = _prior_rv(pm, name, prior)
-        covs = {name: pt.as_tensor_variable(v) for name, v in design.covariates.items()}
+                betas[name] = _prior_rv(pm, name, prior, inputs, f"coef{i}")
+        covs = {name: inputs.array(f"cov{i}", v) for i, (name, v) in enumerate(design.covariates.items())}
+        refs = {
+            c.name: (
+                inputs.scalar(f"effect{i}/reference", c.reference) if c.reference is not None else None,
+                inputs.scalar(f"effect{i}/base_reference", c.base_reference) if c.base_reference is not None else None,
+            )
+            for i, c in enumerate(spec.covariates)
+        }
         # typical log parameters of every subject (covariates, no eta)
-        typical = log_individual_parameters(spec, log_tv, betas, covs, None)
+        typical = log_individual_parameters(spec, log_tv, betas, covs, None, references=refs)
 
         eta_map: dict[str, Any] = {}
         if k:
@@ -149,34 +180,34 @@ def build_model(
                         "iiv_correlation='full' needs the same (non-fixed) prior family for every omega; "
                         f"got {sorted(families)}"
                     )
-                sd_dist = _prior_dist(pm, spec.omega, k)
+                sd_dist = _prior_dist(pm, spec.omega, k, inputs)
                 chol, corr, stds = pm.LKJCholeskyCov(
                     "omega_chol", n=k, eta=spec.lkj_eta, sd_dist=sd_dist, compute_corr=True
                 )
                 omega_vec = stds
                 for j, p in enumerate(spec.iiv):
                     pm.Deterministic(f"omega_{p}", stds[j])
-                pm.Deterministic("omega_corr", corr, dims=("iiv", "iiv_bis"))
+                pm.Deterministic("omega_corr", corr, **dims("iiv", "iiv_bis"))
             else:
                 chol = None
                 omegas = []
                 for p, prior in spec.omega:
                     if prior.is_fixed:
-                        omegas.append(pt.as_tensor_variable(prior["value"]))
+                        omegas.append(inputs.scalar(f"omega{p}/value", prior["value"]))
                     else:
-                        omegas.append(_prior_rv(pm, f"omega_{p}", prior))
+                        omegas.append(_prior_rv(pm, f"omega_{p}", prior, inputs, f"omega{p}"))
                 omega_vec = pt.stack(omegas)
             mu = pt.stack(
-                [pt.broadcast_to(typical[p], (design.n_subjects,)) for p in spec.iiv], axis=1
+                [pt.broadcast_to(typical[p], (n_subjects,)) for p in spec.iiv], axis=1
             )
             if spec.parametrization in ("centered", "laplace"):
-                z = pm.Flat("z", dims=("id", "iiv"))
+                z = pm.Flat("z", **dims("id", "iiv")) if not shared else pm.Flat("z", shape=(n_subjects, k))
                 if spec.parametrization == "centered":
-                    m_i = pt.as_tensor_variable(init.mode)  # type: ignore[union-attr]
-                    c_i = pt.as_tensor_variable(init.chol)  # type: ignore[union-attr]
+                    m_i = inputs.array("init_mode", init.mode)  # type: ignore[union-attr]
+                    c_i = inputs.array("init_chol", init.chol)  # type: ignore[union-attr]
                     theta = m_i + (c_i * z[:, None, :]).sum(axis=-1)
                 else:
-                    theta = _laplace_theta(pt, pm, init, mu, z, omega_vec, chol, k)
+                    theta = _laplace_theta(pt, pm, init, mu, z, omega_vec, chol, k, inputs)
                 eta = theta - mu
                 if chol is None:
                     pm.Potential(
@@ -186,32 +217,36 @@ def build_model(
                 else:
                     pm.Potential("iiv_density", _mvn_chol_logp(pt, eta, chol, k))
             else:
-                z = pm.Normal("z", 0.0, 1.0, dims=("id", "iiv"))
+                z = pm.Normal("z", 0.0, 1.0, **dims("id", "iiv")) if not shared else pm.Normal(
+                    "z", 0.0, 1.0, shape=(n_subjects, k))
                 eta = z * omega_vec[None, :] if chol is None else z @ chol.T
                 theta = mu + eta
-            pm.Deterministic("theta", theta, dims=("id", "iiv"))
+            pm.Deterministic("theta", theta, **dims("id", "iiv"))
             eta_map = {p: eta[:, j] for j, p in enumerate(spec.iiv)}
 
-        logp = log_individual_parameters(spec, log_tv, betas, covs, eta_map)
+        logp = log_individual_parameters(spec, log_tv, betas, covs, eta_map, references=refs)
         params = {p: pt.exp(v) for p, v in logp.items()}
         sigma = {}
         for name in spec.sigma_names:
             prior = _sigma_prior(spec, name, design)
-            sigma[name] = pt.as_tensor_variable(prior["value"]) if prior.is_fixed else _prior_rv(pm, f"sigma_{name}", prior)
-        ipred = predict_design(spec, design, params)
+            sigma[name] = (inputs.scalar(f"sigma{name}/value", prior["value"]) if prior.is_fixed
+                           else _prior_rv(pm, f"sigma_{name}", prior, inputs, f"sigma{name}"))
+        arrays = {k: inputs.array(k, v, v.dtype) for k, v in prediction_arrays(design).items()}
+        ipred = predict_design(spec, design, params, arrays=arrays)
         ll = observation_loglik(
-            pt.as_tensor_variable(design.dv),
+            inputs.array("dv", design.dv),
             ipred,
             sigma,
             spec.error,
-            blq=pt.as_tensor_variable(design.blq) if design.has_blq else None,
-            lloq=pt.as_tensor_variable(design.lloq),
+            blq=inputs.array("blq", design.blq, bool) if design.has_blq else None,
+            lloq=inputs.array("lloq", design.lloq) if design.has_blq else None,
             truncate_at_zero=spec.truncate_at_zero,
         )
         pm.Potential("loglik", ll.sum())
     model.poppk_design = design  # type: ignore[attr-defined]
     model.poppk_spec = spec  # type: ignore[attr-defined]
     model.poppk_init = init  # type: ignore[attr-defined]
+    model.poppk_inputs = inputs  # type: ignore[attr-defined]
     return model
 
 
@@ -236,7 +271,9 @@ def _mvn_chol_logp(pt: Any, x: Any, chol: Any, k: int) -> Any:
     return -0.5 * quad - n * logdet - 0.5 * n * k * np.log(2.0 * np.pi)
 
 
-def _laplace_theta(pt: Any, pm: Any, init: LaplaceInit | None, mu: Any, z: Any, omega_vec: Any, chol: Any, k: int) -> Any:
+def _laplace_theta(
+    pt: Any, pm: Any, init: LaplaceInit | None, mu: Any, z: Any, omega_vec: Any, chol: Any, k: int, inputs: GraphInputs
+) -> Any:
     """θ of the ``"laplace"`` parametrisation; adds its log-Jacobian to the model."""
     from poppk.model.reparam import laplace_reparam, likelihood_linear_term
 
@@ -251,7 +288,7 @@ def _laplace_theta(pt: Any, pm: Any, init: LaplaceInit | None, mu: Any, z: Any, 
     else:
         chol_inv = _tril_inverse(pt, chol, k)
         omega_inv = chol_inv.T @ chol_inv
-    theta, log_det_l = laplace_reparam(init.info, h, mu, omega_inv, z)
+    theta, log_det_l = laplace_reparam(inputs.array("laplace_info", init.info), inputs.array("laplace_h", h), mu, omega_inv, z)
     # |d theta / d z| = prod_i det L_i^-1
     pm.Potential("reparam_jacobian", -log_det_l)
     return theta
@@ -272,11 +309,11 @@ def _tril_inverse(pt: Any, chol: Any, k: int) -> Any:
     return pt.stack([pt.stack(row) for row in inv])
 
 
-def _prior_dist(pm: Any, priors: Any, k: int) -> Any:
+def _prior_dist(pm: Any, priors: Any, k: int, inputs: GraphInputs) -> Any:
     """A vector-valued unregistered distribution for the IIV SDs (full Ω)."""
     family = priors[0][1].family
     key = {"halfnormal": "sigma", "halfcauchy": "beta", "exponential": "scale"}[family]
-    values = np.array([pr[key] for _, pr in priors])
+    values = inputs.vector(f"omega/{key}", [pr[key] for _, pr in priors])
     if family == "halfnormal":
         return pm.HalfNormal.dist(sigma=values, shape=k)
     if family == "halfcauchy":

@@ -290,6 +290,7 @@ def fit(
     target_accept: float | None = None,
     log_likelihood: bool = True,
     warn: bool = True,
+    cache: bool = True,
 ) -> Fit:
     """Sample the posterior of ``spec`` on ``data``.
 
@@ -322,6 +323,10 @@ def fit(
         Compute the pointwise log-likelihood (needed for LOO).
     warn
         Emit a :class:`~poppk.errors.ConvergenceWarning` on problems.
+    cache
+        Reuse the compiled log density of a model of the same structure fitted
+        before in this process (another dataset, other covariate values or
+        priors; :mod:`poppk.model.compile_cache`); ``False`` compiles afresh.
 
     Returns
     -------
@@ -343,8 +348,6 @@ def fit(
     design = build_design(spec, data)
     init = laplace_init(spec, design)
     timings["init_s"] = time.perf_counter() - t0
-    model = build_model(spec, design=design, init=init)
-    free = {rv.name for rv in model.free_RVs}
     ip: dict[str, Any] = {f"log_{p}": v for p, v in init.log_typical.items()}
     ip.update(init.betas)
     ip.update({f"omega_{p}": v for p, v in init.omega.items()})
@@ -359,7 +362,6 @@ def fit(
             ip["z"] = np.zeros((design.n_subjects, len(spec.iiv)))
         else:
             ip["z"] = init.eta / np.array([init.omega[p] for p in spec.iiv])[None, :]
-    ip = {k: v for k, v in ip.items() if k in free}
     var_names = population_variables(spec) + (["theta"] if spec.iiv else [])
     if spec.iiv_correlation == "full":
         var_names.append("omega_corr")
@@ -368,8 +370,10 @@ def fit(
         import nutpie
         from threadpoolctl import threadpool_limits
 
-        jitter = {model["z"]} if spec.iiv else {rv for rv in model.free_RVs}
-        compiled = nutpie.compile_pymc_model(model, initial_points=ip, jitter_rvs=jitter, var_names=var_names)
+        from poppk.model.compile_cache import compile_nutpie
+
+        compiled, _ = compile_nutpie(spec, design, init, initial_points=ip, var_names=var_names,
+                                     jitter="z" if spec.iiv else "all", cache=cache)
         timings["compile_s"] = time.perf_counter() - t1
         kwargs: dict[str, Any] = {}
         if target_accept is not None:
@@ -389,6 +393,9 @@ def fit(
     else:
         import pymc as pm
 
+        model = build_model(spec, design=design, init=init)
+        free = {rv.name for rv in model.free_RVs}
+        ip = {k: v for k, v in ip.items() if k in free}
         timings["compile_s"] = 0.0
         t2 = time.perf_counter()
         with model:

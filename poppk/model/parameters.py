@@ -61,7 +61,10 @@ def _indicator(values: np.ndarray, level: Any) -> np.ndarray:
         return np.array([str(v).strip().upper() == str(level).strip().upper() for v in values], dtype=np.float64)
 
 
-def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any, *, base: Any = None, fraction: Any = None) -> Any:
+def covariate_log_effect(
+    effect: CovariateEffect, beta: Any, x: Any, *, base: Any = None, fraction: Any = None,
+    reference: Any = None, base_reference: Any = None,
+) -> Any:
     """``log f(cov)`` of one covariate effect (NumPy or PyTensor).
 
     Parameters
@@ -75,12 +78,16 @@ def covariate_log_effect(effect: CovariateEffect, beta: Any, x: Any, *, base: An
     base, fraction
         For ``"adjusted"`` effects: the lower size (IBW) and the fraction ``f``
         of ``base + f·(x − base)``.
+    reference, base_reference
+        Stand-ins for the effect's reference values (e.g. graph inputs);
+        default: the effect's own.
     """
-    ref = effect.reference
+    ref = effect.reference if reference is None else reference
     if effect.form == "adjusted":
         if base is None or fraction is None:
             raise ValueError(f"{effect.name}: an adjusted size effect needs base= and fraction=")
-        return beta * adjusted_log_size(x, base, fraction, ref, effect.base_reference)
+        bref = effect.base_reference if base_reference is None else base_reference
+        return beta * adjusted_log_size(x, base, fraction, ref, bref)
     if effect.form == "power":
         return beta * np.log(np.asarray(x) / ref) if not _is_tensor(beta, x) else beta * _log(x / ref)
     if effect.form == "exponential":
@@ -125,6 +132,7 @@ def log_individual_parameters(
     betas: Mapping[str, Any],
     covariates: Mapping[str, Any],
     eta: Mapping[str, Any] | None = None,
+    references: Mapping[str, tuple[Any, Any]] | None = None,
 ) -> dict[str, Any]:
     """Log individual parameters for every structural parameter.
 
@@ -142,6 +150,9 @@ def log_individual_parameters(
     eta
         ``{param: η}`` for parameters with IIV; ``None`` or missing keys give
         the typical (PRED) parameters.
+    references
+        ``{effect.name: (reference, base_reference)}`` stand-ins (graph
+        inputs); default: the spec's values.
 
     Returns
     -------
@@ -152,12 +163,14 @@ def log_individual_parameters(
     for p in spec.parameters:
         value = log_typical[p]
         for c in spec.covariates_on(p):
+            ref, bref = (references or {}).get(c.name, (None, None))
             if c.form == "adjusted":
                 term = covariate_log_effect(
-                    c, betas[c.name], covariates[c.name], base=covariates[base_key(c)], fraction=betas[SIZE_FRACTION]
+                    c, betas[c.name], covariates[c.name], base=covariates[base_key(c)], fraction=betas[SIZE_FRACTION],
+                    reference=ref, base_reference=bref,
                 )
             else:
-                term = covariate_log_effect(c, betas[c.name], covariates[c.name])
+                term = covariate_log_effect(c, betas[c.name], covariates[c.name], reference=ref)
             value = value + term
         if eta is not None and p in eta:
             value = value + eta[p]

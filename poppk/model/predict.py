@@ -16,12 +16,40 @@ import numpy as np
 from poppk.model.design import ModelDesign
 from poppk.model.spec import ModelSpec
 from poppk.pk import concentration
-from poppk.pk.recursion import concentration_recursive
+from poppk.pk.recursion import concentration_recursive, plan_arrays
 
-__all__ = ["predict_design", "predict_draws"]
+__all__ = ["predict_design", "predict_draws", "prediction_arrays", "prediction_structure"]
 
 
-def predict_design(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any]) -> Any:
+#: Dose-matrix arrays the dense kernel reads (and ``obs_subject``).
+_DENSE_ARRAYS = ("dt", "amt", "dur", "oral", "ss", "ii")
+
+
+def prediction_arrays(design: ModelDesign) -> dict[str, np.ndarray]:
+    """The arrays of ``design`` that :func:`predict_design` reads, by name: the graph
+    inputs of a compiled model (pass them back as ``arrays=``)."""
+    if design.plan is not None:
+        return {f"plan_{k}": v for k, v in plan_arrays(design.plan).items()}
+    out = {f"dose_{k}": design.doses[k] for k in _DENSE_ARRAYS}
+    out["obs_subject"] = design.obs_subject
+    return out
+
+
+def prediction_structure(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
+    """What in ``design`` shapes the prediction graph beyond array sizes (recursion width,
+    steady-state, infusion and oral terms): part of a compiled model's key."""
+    if design.plan is not None:
+        plan = design.plan
+        return ("recursion", plan.width, bool(plan.ss.any()), bool(plan.active_rows.size),
+                bool(plan.active_rows.size and plan.active["ss"].any()))
+    d = design.doses
+    return ("dense", spec.absorption is not None and bool(d["oral"].any()), bool(d["ss"].any()),
+            bool((d["dur"] > 0).any()))
+
+
+def predict_design(
+    spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any], *, arrays: Mapping[str, Any] | None = None
+) -> Any:
     """Concentration at every observation of ``design``.
 
     Parameters
@@ -33,31 +61,37 @@ def predict_design(spec: ModelSpec, design: ModelDesign, params: Mapping[str, An
     params
         ``{name: per-subject values}`` with the subject axis last (NumPy arrays
         may have leading dimensions, e.g. draws), natural scale.
+    arrays
+        PyTensor variables standing for :func:`prediction_arrays` (graph inputs);
+        ``design`` then only decides the structure (:func:`prediction_structure`).
 
     Returns
     -------
     Array of shape ``(..., n_obs)``.
     """
     if design.plan is not None:
-        return concentration_recursive(design.plan, params, n_cmt=spec.n_cmt)
+        sub = None if arrays is None else {k[len("plan_"):]: v for k, v in arrays.items() if k.startswith("plan_")}
+        return concentration_recursive(design.plan, params, n_cmt=spec.n_cmt, arrays=sub)
     d = design.doses
+    a = {k: d[k] for k in _DENSE_ARRAYS} if arrays is None else {k: arrays[f"dose_{k}"] for k in _DENSE_ARRAYS}
+    obs_subject = design.obs_subject if arrays is None else arrays["obs_subject"]
     gathered = {}
     for name, value in params.items():
         if hasattr(value, "ndim") and getattr(value, "ndim", 0) >= 1:
-            gathered[name] = value[..., design.obs_subject][..., None]
+            gathered[name] = value[..., obs_subject][..., None]
         else:
             gathered[name] = value
-    oral = d["oral"] if spec.absorption is not None and d["oral"].any() else None
-    ss = d["ss"] if d["ss"].any() else None
+    oral = a["oral"] if spec.absorption is not None and d["oral"].any() else None
+    ss = a["ss"] if d["ss"].any() else None
     return concentration(
-        d["dt"],
-        d["amt"],
+        a["dt"],
+        a["amt"],
         gathered,
         n_cmt=spec.n_cmt,
-        dur=d["dur"] if (d["dur"] > 0).any() else None,
+        dur=a["dur"] if (d["dur"] > 0).any() else None,
         oral=oral,
         ss=ss,
-        ii=d["ii"] if ss is not None else None,
+        ii=a["ii"] if ss is not None else None,
     )
 
 

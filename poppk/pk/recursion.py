@@ -36,7 +36,7 @@ from poppk.pk.disposition import disposition
 from poppk.pk.kernel import concentration, phi
 from poppk.pk.ops import get_ops
 
-__all__ = ["RecursionPlan", "recursion_plan", "concentration_recursive"]
+__all__ = ["RecursionPlan", "recursion_plan", "concentration_recursive", "plan_arrays"]
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,23 @@ def recursion_plan(
     )
 
 
-def concentration_recursive(plan: RecursionPlan, params: Mapping[str, Any], *, n_cmt: int) -> Any:
+#: The plan's arrays that :func:`concentration_recursive` reads (``keep`` = 1 - ``reset``).
+PLAN_ARRAYS = ("amt", "dur", "ss", "ii", "keep", "gap", "last", "since", "obs_subject", "active_rows")
+
+
+def plan_arrays(plan: RecursionPlan) -> dict[str, np.ndarray]:
+    """The arrays of a plan that enter the computation, by name (``active_<name>`` for the
+    dense sub-matrix); what a compiled graph takes as inputs (see ``arrays=`` of
+    :func:`concentration_recursive`)."""
+    out = {k: getattr(plan, k) for k in PLAN_ARRAYS if k != "keep"}
+    out["keep"] = 1.0 - plan.reset.astype(float)
+    out.update({f"active_{k}": v for k, v in plan.active.items() if k != "mask"})
+    return out
+
+
+def concentration_recursive(
+    plan: RecursionPlan, params: Mapping[str, Any], *, n_cmt: int, arrays: Mapping[str, Any] | None = None
+) -> Any:
     """Concentrations at the plan's observations (NumPy or PyTensor).
 
     Parameters
@@ -233,25 +249,32 @@ def concentration_recursive(plan: RecursionPlan, params: Mapping[str, Any], *, n
         ``(..., n_subjects)``.
     n_cmt
         1, 2 or 3.
+    arrays
+        PyTensor variables standing for :func:`plan_arrays` (graph inputs, e.g.
+        shared variables); the plan then decides only the structure (width,
+        steady-state and still-infusing terms), so one compiled graph serves
+        every plan of that structure.
 
     Returns
     -------
     Concentrations of shape ``(..., n_obs)``.
     """
-    ops = get_ops(*params.values())
+    ops = get_ops(*params.values(), *(arrays or {}).values())
+    a_ = dict(plan_arrays(plan)) if arrays is None else dict(arrays)
+    n_sub = plan.n_subjects if arrays is None else a_["amt"].shape[0]
     lead = _lead_shape(params, plan.n_subjects)
-    full = {k: _broadcast_subjects(v, lead, plan.n_subjects, ops) for k, v in params.items()}
+    full = {k: _broadcast_subjects(v, lead, n_sub, ops) for k, v in params.items()}
     lams, coefs = disposition(full, n_cmt, ops)
     total = None
-    sub = plan.obs_subject
+    sub = a_["obs_subject"]
     for lam, coef in zip(lams, coefs):
         # per-link input: A φ(λT) (÷ (1 - e^{-λτ}) at steady state)
         lam_l = lam[..., :, None]
-        b = plan.amt * phi(lam_l * plan.dur, ops)
+        b = a_["amt"] * phi(lam_l * a_["dur"], ops)
         if plan.ss.any():
-            b = ops.where(plan.ss, b / (-ops.expm1(-lam_l * plan.ii)), b)
-        decay = ops.exp(-lam_l * plan.gap)
-        keep = 1.0 - plan.reset.astype(float)
+            b = ops.where(a_["ss"], b / (-ops.expm1(-lam_l * a_["ii"])), b)
+        decay = ops.exp(-lam_l * a_["gap"])
+        keep = a_["keep"]
         states = []
         state = None
         for r in range(plan.width):
@@ -263,18 +286,19 @@ def concentration_recursive(plan: RecursionPlan, params: Mapping[str, Any], *, n
         R = _stack_last(states, ops)
         flat = _flatten_last2(R, ops)
         flat = _append_zero(flat, ops)  # index -1 -> the zero slot
-        r_obs = _take_last(flat, plan.last, ops)
+        r_obs = _take_last(flat, a_["last"], ops)
         lam_obs = _take_last(lam, sub, ops)
         coef_obs = _take_last(coef, sub, ops)
-        term = coef_obs * r_obs * ops.exp(-lam_obs * plan.since)
+        term = coef_obs * r_obs * ops.exp(-lam_obs * a_["since"])
         total = term if total is None else total + term
     if plan.active_rows.size:
-        a = plan.active
-        rows = plan.active_rows
+        a = {k: a_[f"active_{k}"] for k in plan.active if k != "mask"}
+        rows = a_["active_rows"]
         act_params = {k: _take_last(v, sub[rows], ops)[..., None] for k, v in full.items()}
+        has_ss = bool(plan.active["ss"].any())
         extra = concentration(
             a["dt"], a["amt"], act_params, n_cmt=n_cmt, dur=a["dur"],
-            ss=a["ss"] if a["ss"].any() else None, ii=a["ii"] if a["ss"].any() else None, ops=ops,
+            ss=a["ss"] if has_ss else None, ii=a["ii"] if has_ss else None, ops=ops,
         )
         total = _add_at_last(total, rows, extra, ops)
     return total

@@ -1,0 +1,582 @@
+"""Compile a model structure once; sample it on any dataset of that structure.
+
+``nutpie.compile_pymc_model`` on a model whose data are graph constants costs
+most of a fit (PyTensor rewriting, then numba compiling the log density and
+its gradient), and a new dataset, other covariate values, other priors or
+another size descriptor change only numbers.  Here the model is built once per
+*structure* with every number a shared variable
+(:class:`~poppk.model.inputs.GraphInputs`), compiled to numba with sizes left
+free, and kept in an in-process cache keyed by :func:`structure_key`.  A fit of
+a structure seen before rebuilds only the numbers (``build_model`` in constant
+mode, a fraction of a second) and hands nutpie the compiled functions with the
+new arrays as their data: nothing is compiled again, whatever the number of
+subjects, observations or doses.
+
+The log density is the same expression as the one ``build_model`` assembles
+with constants (see ``tests/model/test_compile_cache.py``).  What the key
+holds is what changes the graph: the spec's structure, absorption, the
+covariate effects' parameters and forms (not their columns: the coefficients
+are renamed on the way out), the IIV and error models, the prior families
+(not their values), the parametrisation, LKJ η, and from the data the
+recursion width and which terms exist (steady state, infusions still running,
+oral doses, BLQ records); with it go the inputs' names, types and sizes past
+the first axis (:meth:`GraphInputs.signature`: the padded doses per
+observation, for instance).  The first axis of every input (subjects,
+observations, ...) stays free.
+
+nutpie samples through two C callbacks (log density with gradient, and the
+traced values).  Those compiled here read the point's length from the call and
+the data arrays (address and sizes) from the ``user_data`` block each fit
+brings, so one compilation serves every size; they call the numba-compiled
+PyTensor functions by address instead of linking them in, which would have
+numba optimise and generate the whole log density a second time.  (Hence
+``CompiledPyMCModel.with_data`` does not apply to these models: a new fit of
+the structure is the way to new data.)
+
+The cache lives in the process: a dask worker or a new Python session compiles
+each structure once.  PyTensor's own numba disk cache then still serves the
+per-operation functions; it would serve the whole log density too, but that
+entry's key follows the rewritten graph, which depends on Python's string-hash
+seed, so a new process only finds it when ``PYTHONHASHSEED`` is fixed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from poppk.errors import ModelSpecError
+from poppk.model.design import ModelDesign
+from poppk.model.init import LaplaceInit
+from poppk.model.inputs import GraphInputs
+from poppk.model.spec import ModelSpec
+
+__all__ = ["structure_key", "compile_nutpie", "cache_info", "clear_cache", "logp_and_gradient"]
+
+_LOCK = threading.RLock()
+_CACHE: dict[tuple[Any, ...], "_Compiled"] = {}
+_STATS = {"hits": 0, "misses": 0}
+
+
+def structure_key(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
+    """Everything that decides the compiled graph of ``spec`` on ``design`` (see module doc).
+
+    Numbers that are graph inputs (data, covariate values and references,
+    prior hyper-parameters, fixed values, the Laplace terms) are not in it.
+    """
+    from poppk.model.build import _sigma_prior
+    from poppk.model.predict import prediction_structure
+
+    def fam(prior: Any) -> str:
+        return prior.family
+
+    return (
+        spec.structure,
+        spec.absorption,
+        spec.lag,
+        tuple((p, fam(pr)) for p, pr in spec.typical),
+        tuple((c.parameter, c.form, c.reference is None, c.base_reference is None) for c in spec.covariates),
+        tuple(fam(pr) for _, pr in spec.coefficients),
+        tuple(spec.iiv),
+        spec.iiv_correlation,
+        tuple((p, fam(pr)) for p, pr in spec.omega),
+        float(spec.lkj_eta) if spec.iiv_correlation == "full" else None,
+        spec.error,
+        tuple((k, fam(_sigma_prior(spec, k, design))) for k in spec.sigma_names),
+        spec.blq,
+        bool(spec.truncate_at_zero),
+        spec.parametrization,
+        bool(design.has_blq),
+        len(design.covariates),
+        prediction_structure(spec, design),
+    )
+
+
+def logp_and_gradient(compiled: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Evaluate a nutpie compiled model's log density and gradient at ``x`` (the C callback
+    the sampler calls, on the data it carries)."""
+    import ctypes
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    logp = np.zeros(())
+    fn = compiled.compiled_logp_func.ctypes
+    code = fn(ctypes.c_uint64(len(x)), x.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+              grad.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), logp.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+              ctypes.c_void_p(compiled.user_data.ctypes.data))
+    if code not in (0, 3, 4):
+        raise RuntimeError(f"log density callback failed (code {code})")
+    return float(logp), grad
+
+
+def cache_info() -> dict[str, int]:
+    """``{"hits", "misses", "size"}`` of the in-process cache."""
+    with _LOCK:
+        return {**_STATS, "size": len(_CACHE)}
+
+
+def clear_cache() -> None:
+    """Forget every compiled structure (and reset the counters)."""
+    with _LOCK:
+        _CACHE.clear()
+        _STATS.update(hits=0, misses=0)
+
+
+@dataclass
+class _Compiled:
+    """One compiled structure: the template model's functions and how to feed them."""
+
+    spec: ModelSpec
+    signature: tuple[Any, ...]
+    shared_vars: dict[str, Any]
+    logp_cfunc: Any
+    expand_cfunc: Any
+    logp_fn: Any
+    expand_fn: Any
+    free_names: list[str]
+    expanded_names: list[str]
+    free_shape_fn: Any
+    rest_shape_fn: Any
+    transform_fn: Any
+    free_rvs: list[Any]
+    dims: dict[str, tuple[str, ...]]
+    compile_s: float
+    phases: dict[str, float]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def compile_nutpie(
+    spec: ModelSpec,
+    design: ModelDesign,
+    init: LaplaceInit | None,
+    *,
+    initial_points: Mapping[str, Any],
+    var_names: list[str],
+    jitter: str = "z",
+    cache: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """A nutpie compiled model of ``spec`` on ``design``, from the cache when possible.
+
+    Parameters
+    ----------
+    spec
+        Resolved spec.
+    design, init
+        The design and Laplace-EM result (``build_model``'s inputs).
+    initial_points
+        Start values (natural scale) of every free variable, by name.
+    var_names
+        Variables to keep in the trace (free variables are always kept).
+    jitter
+        ``"z"``: U(-1, 1) jitter on the random-effect coordinates only; ``"all"``:
+        on every free variable (in the sampler's unconstrained space).
+    cache
+        Look the structure up in (and add it to) the in-process cache;
+        ``False`` compiles a fresh copy (the reference for tests).
+
+    Returns
+    -------
+    (CompiledPyMCModel, info)
+        ``info``: ``{"cache": "hit" | "miss" | "off", "compile_s": ...}``.
+    """
+    from poppk.model.build import build_model
+
+    t0 = time.perf_counter()
+    # the numbers of this fit: the build in constant mode (its signature fixes the other sizes)
+    values_inputs = GraphInputs(shared=False)
+    build_model(spec, design=design, init=init, inputs=values_inputs)
+    positions = {name: f"coef{i}" for i, (name, _) in enumerate(spec.coefficients)}
+    key = (structure_key(spec, design), values_inputs.signature(), tuple(positions.get(v, v) for v in var_names),
+           jitter)
+    compiled = None
+    if cache:
+        with _LOCK:
+            compiled = _CACHE.get(key)
+            _STATS["hits" if compiled is not None else "misses"] += 1
+    status = "hit" if compiled is not None else ("miss" if cache else "off")
+    if compiled is None:
+        template = build_model(spec, design=design, init=init, inputs=GraphInputs(shared=True))
+        compiled = _compile(template, list(var_names))
+        if cache:
+            with _LOCK:
+                compiled = _CACHE.setdefault(key, compiled)
+    if values_inputs.signature() != compiled.signature:  # the key holds it: a broken invariant
+        raise ModelSpecError("internal: a compiled model's inputs differ from the fit's")
+    to_fit = _rename(compiled.spec, spec)  # template name -> this spec's name
+    to_template = {v: k for k, v in to_fit.items()}
+    ip = {to_template.get(k, k): v for k, v in initial_points.items()}
+    ip = {rv.name: ip[rv.name] for rv in compiled.free_rvs if rv.name in ip}
+    result = _instantiate(compiled, values_inputs.values(), ip, design, spec, to_fit, jitter)
+    info = {"cache": status, "compile_s": time.perf_counter() - t0}
+    if status != "hit":
+        info["phases"] = dict(compiled.phases)
+    return result, info
+
+
+def _rename(template_spec: ModelSpec, spec: ModelSpec) -> dict[str, str]:
+    """Coefficient names of the template spec -> those of ``spec`` (same positions)."""
+    return {a: b for (a, _), (b, _) in zip(template_spec.coefficients, spec.coefficients) if a != b}
+
+
+# ------------------------------------------------------------------ compiling
+
+def _free_shape(model: Any, rv: Any) -> Any:
+    """The shape of a free variable's unconstrained value: static where known, else a graph of
+    the inputs (the random variable's own node rewritten away, so no RNG enters the model)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    value = model.rvs_to_values[rv]
+    static = value.type.shape
+    if all(s is not None for s in static):
+        return tuple(int(s) for s in static)
+    if value.ndim != rv.ndim:
+        raise ModelSpecError(f"internal: {rv.name}: a transform that changes the rank and a free size")
+    shape = pytensor.graph.rewrite_graph(pt.as_tensor(rv.shape), include=("ShapeOpt", "canonicalize"))
+    from pytensor.graph.traversal import ancestors
+
+    if any(a is rv or getattr(a.type, "__class__", None).__name__ == "RandomGeneratorType" for a in ancestors([shape])):
+        raise ModelSpecError(f"internal: the size of {rv.name} is not a function of the model's inputs")
+    return tuple(s if s is not None else shape[i] for i, s in enumerate(static))
+
+
+def _compile(model: Any, var_names: list[str]) -> _Compiled:
+    """PyTensor graphs with free sizes -> numba C callbacks (the slow part, once per structure)."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.pytensorf import compile as compile_pymc
+
+    t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    free_rvs = list(model.free_RVs)
+    value_vars = [model.rvs_to_values[rv] for rv in free_rvs]
+    logp = model.logp()
+    rewrites = ["canonicalize", "stabilize"]
+    if not model.check_bounds:
+        rewrites.append("local_remove_check_parameter")
+    logp = pytensor.graph.rewrite_graph(logp, include=rewrites)
+    grads = pytensor.gradient.grad(logp, value_vars)
+    grad = pt.concatenate([pt.as_tensor(g).ravel() for g in grads])
+
+    joined = pt.dvector("_unconstrained_point")
+    replacements = {}
+    offset: Any = 0
+    for rv, value in zip(free_rvs, value_vars):
+        shape = _free_shape(model, rv)
+        size = int(np.prod(shape)) if all(isinstance(s, int) for s in shape) else pt.prod(pt.stack(list(shape)))
+        replacements[value] = joined[offset: offset + size].reshape(shape).astype(value.dtype)
+        offset = offset + size
+    logp_r, grad_r = pytensor.clone_replace([logp, grad], replacements)
+    with model:
+        logp_fn = compile_pymc((joined,), (logp_r, grad_r), mode="NUMBA")
+
+    free_names = [v.name for v in value_vars]
+    remaining = [v for v in model.unobserved_value_vars if v.name not in free_names and v.name in set(var_names)]
+    expanded_names = free_names + [v.name for v in remaining]
+    allvars = pt.concatenate([joined, *[pt.as_tensor(v).ravel() for v in remaining]])
+    with model:
+        expand_fn = compile_pymc((joined,), [allvars], givens=list(replacements.items()), mode="NUMBA")
+
+    shared_vars = dict(model.poppk_inputs.variables)
+    logp_shared = [v.name for v in logp_fn.get_shared()]
+    expand_shared = [v.name for v in expand_fn.get_shared()]
+    for name in logp_shared + expand_shared:
+        if name not in shared_vars:
+            raise ModelSpecError(f"internal: the compiled model reads a shared variable {name!r} that is no input")
+    current = {k: np.asarray(v.get_value()) for k, v in shared_vars.items()}
+    all_shared = {k: shared_vars[k] for k in dict.fromkeys(logp_shared + expand_shared)}
+    layout = [(k, v.ndim) for k, v in all_shared.items()]
+    phases["pytensor_s"] = time.perf_counter() - t0
+    # numba: the functions first (typed as the callbacks will call them), then the callbacks
+    t1 = time.perf_counter()
+    x_probe = np.zeros(sum(int(np.prod(sh)) for sh in _eval_shapes(free_rvs, model)))
+    logp_fn.vm.jit_fn(x_probe, *[np.array(current[k], order="C") for k in logp_shared])
+    phases["numba_logp_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    logp_cfunc = _callback("logp", logp_fn.vm.jit_fn, layout, logp_shared, [current[k].dtype for k in logp_shared])
+    phases["numba_logp_callback_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    expand_fn.vm.jit_fn(x_probe, *[np.array(current[k], order="C") for k in expand_shared])
+    expand_cfunc = _callback("expand", expand_fn.vm.jit_fn, layout, expand_shared,
+                             [current[k].dtype for k in expand_shared])
+    phases["numba_expand_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+
+    # sizes and start values: small Python-mode functions, called with the template's shared
+    # variables set to a fit's values (under the structure's lock)
+    free_shapes = [pt.as_tensor(list(_free_shape(model, rv)), dtype="int64") for rv in free_rvs]
+    rest_shapes = pytensor.clone_replace([pt.as_tensor(v.shape) for v in remaining], replacements)
+    free_shapes = pytensor.graph.rewrite_graph(free_shapes, include=("ShapeOpt", "canonicalize"))
+    rest_shapes = pytensor.graph.rewrite_graph(rest_shapes, include=("ShapeOpt", "canonicalize"))
+    free_shape_fn = pytensor.function([], free_shapes, mode="FAST_COMPILE", on_unused_input="ignore")
+    rest_shape_fn = pytensor.function([joined], rest_shapes, mode="FAST_COMPILE", on_unused_input="ignore")
+    natural = [rv.type() for rv in free_rvs]
+    transformed = []
+    for rv, x in zip(free_rvs, natural):
+        tr = model.rvs_to_transforms.get(rv)
+        transformed.append(x if tr is None else tr.forward(x, *rv.owner.inputs))
+    transform_fn = pytensor.function(natural, transformed, mode="FAST_COMPILE", on_unused_input="ignore")
+    dims = {}
+    for name in expanded_names:
+        if name in ("theta", "z"):
+            dims[name] = ("id", "iiv")
+        elif name == "omega_corr":
+            dims[name] = ("iiv", "iiv_bis")
+    return _Compiled(
+        spec=model.poppk_spec,
+        signature=model.poppk_inputs.signature(),
+        shared_vars=all_shared,
+        logp_cfunc=logp_cfunc,
+        expand_cfunc=expand_cfunc,
+        logp_fn=logp_fn,
+        expand_fn=expand_fn,
+        free_names=free_names,
+        expanded_names=expanded_names,
+        free_shape_fn=free_shape_fn,
+        rest_shape_fn=rest_shape_fn,
+        transform_fn=transform_fn,
+        free_rvs=free_rvs,
+        dims=dims,
+        compile_s=time.perf_counter() - t0,
+        phases={**phases, "helpers_s": time.perf_counter() - t1},
+    )
+
+
+def _eval_shapes(free_rvs: list[Any], model: Any) -> list[tuple[int, ...]]:
+    """Current sizes of the free variables (the template's values)."""
+    import pytensor
+
+    shapes = [_free_shape(model, rv) for rv in free_rvs]
+    out = []
+    for sh in shapes:
+        out.append(tuple(int(s) if isinstance(s, int) else int(pytensor.function([], s, mode="FAST_COMPILE")()) for s in sh))
+    return out
+
+
+def _c_signature(n_args: int) -> Any:
+    import numba
+
+    dbl = numba.types.CPointer(numba.types.double)
+    if n_args == 5:
+        return numba.types.int64(numba.types.uint64, dbl, dbl, dbl, numba.types.voidptr)
+    return numba.types.int64(numba.types.uint64, numba.types.uint64, dbl, dbl, numba.types.voidptr)
+
+
+_PROXY_COUNT = [0]
+
+
+def _address_proxy(dispatcher: Any) -> Any:
+    """An njit function that calls ``dispatcher``'s one compiled overload by its address.
+
+    Calling the dispatcher itself from the C callback would link its whole LLVM
+    module into the callback and optimise and generate it a second time (as long
+    as compiling it in the first place); through the address the callback stays
+    a few instructions.  ``dispatcher`` must be kept alive as long as the proxy.
+    """
+    import llvmlite.binding as llb
+    import numba
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    if len(dispatcher.overloads) != 1:
+        raise ModelSpecError(f"internal: expected one compiled overload, got {len(dispatcher.overloads)}")
+    cres = next(iter(dispatcher.overloads.values()))
+    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    _PROXY_COUNT[0] += 1
+    symbol = f"poppk_compiled_model_{_PROXY_COUNT[0]}_{address:x}"
+    llb.add_symbol(symbol, address)
+    restype, argtypes = cres.signature.return_type, cres.signature.args
+    # PyTensor's function takes *args: numba compiled it for one tuple argument
+    star = len(argtypes) == 1 and isinstance(argtypes[0], numba.core.types.BaseTuple)
+    params = tuple(argtypes[0].types) if star else tuple(argtypes)
+    names = [f"a{i}" for i in range(len(params))]
+
+    def codegen(context, builder, signature, args):  # pragma: no cover - numba
+        fnty = context.call_conv.get_function_type(restype, argtypes)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        call_args = [context.make_tuple(builder, argtypes[0], args)] if star else list(args)
+        status, res = context.call_conv.call_function(builder, fn, restype, argtypes, call_args)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return res
+
+    def typer(typingctx, *args):  # pragma: no cover - numba
+        if tuple(args) != params:
+            raise numba.core.errors.TypingError(f"compiled model called with {args}, expects {params}")
+        return restype(*params), codegen
+
+    env = {"typer": typer}
+    exec(f"def call_compiled(typingctx, {', '.join(names)}):\n    return typer(typingctx, {', '.join(names)})", env)
+    call = intrinsic(env["call_compiled"])
+    env2 = {"call": call}
+    exec(f"def proxy({', '.join(names)}):\n    return call({', '.join(names)})", env2)
+    return numba.njit(env2["proxy"])
+
+
+def _callback_source(kind: str, layout: list[tuple[str, int]], needed: list[str]) -> str:
+    """Source of a C callback (nutpie's signatures) that unpacks the data arrays from
+    ``user_data``: per array of ``layout`` (name, ndim), ``[address, dim_0, ...]`` as uint64
+    words; ``needed`` are the arrays ``inner`` takes after the point, in order."""
+    offsets, off = {}, 0
+    for name, nd in layout:
+        offsets[name] = (off, nd)
+        off += 1 + nd
+    lines, args = [], []
+    for i, name in enumerate(needed):
+        o, nd = offsets[name]
+        shape = ", ".join(f"ud[{o + 1 + d}]" for d in range(nd))
+        lines.append(f"    a{i} = carray(void_pointer(ud[{o}]), ({shape}{',' if nd == 1 else ''}), dtype{i})")
+        args.append(f"a{i}")
+    call = ", ".join(["x", *args])
+    unpack = "\n".join(lines)
+    if kind == "logp":
+        return f"""
+def callback(dim, x_, out_, logp_, user_data_):
+    ud = carray(user_data_, ({max(off, 1)},), np.uint64)
+    x = carray(x_, (dim,))
+    out = carray(out_, (dim,))
+    logp = carray(logp_, ())
+{unpack}
+    logp_val, grad = inner({call})
+    if grad.shape[0] != dim:
+        return -1
+    logp[()] = logp_val
+    out[...] = grad
+    if not np.all(np.isfinite(out)):
+        return 3
+    if not np.isfinite(logp_val):
+        return 4
+    return 0
+"""
+    return f"""
+def callback(dim, expanded, x_, out_, user_data_):
+    ud = carray(user_data_, ({max(off, 1)},), np.uint64)
+    x = carray(x_, (dim,))
+    out = carray(out_, (expanded,))
+{unpack}
+    (values,) = inner({call})
+    if values.shape[0] != expanded:
+        return -1
+    out[...] = values
+    return 0
+"""
+
+
+def _callback(kind: str, inner: Any, layout: list[tuple[str, int]], needed: list[str], dtypes: list[Any]) -> Any:
+    """Compile nutpie's ``logp`` or ``expand`` C callback around ``inner`` (called by address)."""
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+
+    env: dict[str, Any] = {"np": np, "carray": numba.carray, "void_pointer": address_as_void_pointer,
+                           "inner": _address_proxy(inner)}
+    env.update({f"dtype{i}": np.dtype(d) for i, d in enumerate(dtypes)})
+    exec(_callback_source(kind, layout, needed), env)
+    return numba.cfunc(_c_signature(5 if kind == "logp" else 6))(env["callback"])
+
+
+def _user_data(arrays: list[np.ndarray]) -> np.ndarray:
+    """The ``user_data`` words the callbacks read (keep ``arrays`` alive with it)."""
+    words: list[int] = []
+    for a in arrays:
+        words.append(a.ctypes.data)
+        words.extend(int(n) for n in a.shape)
+    return np.array(words or [0], dtype=np.uint64)
+
+
+# --------------------------------------------------------------- instantiating
+
+def _instantiate(
+    compiled: _Compiled,
+    values: dict[str, np.ndarray],
+    initial_points: Mapping[str, Any],
+    design: ModelDesign,
+    spec: ModelSpec,
+    rename: dict[str, str],
+    jitter: str,
+) -> Any:
+    """A CompiledPyMCModel of ``compiled`` on one fit's values."""
+    import pandas as pd
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    shared_data = {}
+    for name in compiled.shared_vars:
+        arr = np.array(values[name], order="C", copy=True)
+        arr.flags.writeable = False
+        shared_data[name] = arr
+    user_data = _user_data(list(shared_data.values()))
+    with compiled.lock:
+        for name, var in compiled.shared_vars.items():
+            var.set_value(shared_data[name])
+        shapes = [tuple(int(s) for s in sh) for sh in compiled.free_shape_fn()]
+        n_dim = sum(int(np.prod(sh)) for sh in shapes)
+        shapes += [tuple(int(s) for s in sh) for sh in compiled.rest_shape_fn(np.zeros(n_dim))] if compiled.expanded_names[
+            len(shapes):] else []
+        natural = []
+        for rv in compiled.free_rvs:
+            key = rv.name
+            if key not in initial_points:
+                raise ModelSpecError(f"internal: no initial value for {key!r}")
+            natural.append(np.asarray(initial_points[key], dtype=rv.type.dtype).reshape(rv.type.shape if all(
+                s is not None for s in rv.type.shape) else np.shape(initial_points[key])))
+        start = [np.asarray(v, dtype=np.float64) for v in compiled.transform_fn(*natural)]
+    n_free = len(compiled.free_names)
+    free_shapes = shapes[:n_free]
+    for name, v, sh in zip(compiled.free_names, start, free_shapes):
+        if tuple(v.shape) != sh:
+            raise ModelSpecError(f"initial value of {name} has shape {v.shape}, the model expects {sh}")
+    x0 = np.concatenate([v.ravel() for v in start])
+    blocks, pos = [], 0
+    for name, sh in zip(compiled.free_names, free_shapes):
+        n = int(np.prod(sh))
+        if jitter == "all" or name == "z":
+            blocks.append((pos, pos + n))
+        pos += n
+
+    def initial_point(seed: Any = None) -> np.ndarray:
+        # PyMC's make_initial_point_fn, drawn the same way: one PCG64 per jittered variable
+        # spawned from the seed, U(-1, 1) added in the unconstrained space
+        out = x0.copy()
+        for (a, b), sub in zip(blocks, np.random.SeedSequence(seed).spawn(len(blocks))):
+            out[a:b] = out[a:b] + np.random.Generator(np.random.PCG64(sub)).uniform(-1.0, 1.0, size=b - a)
+        return out
+
+    def out_name(name: str) -> str:
+        for old, new in rename.items():
+            if name == old or name.startswith(old + "_"):
+                return new + name[len(old):]
+        return name
+
+    names = [out_name(n) for n in compiled.expanded_names]
+    slices, count = [], 0
+    for sh in shapes:
+        n = int(np.prod(sh))
+        slices.append(slice(count, count + n))
+        count += n
+    coords: dict[str, Any] = {
+        "id": pd.Index([str(s) for s in design.subject_ids]),
+        "iiv": pd.Index(list(spec.iiv)),
+        "iiv_bis": pd.Index(list(spec.iiv)),
+    }
+    flat_names = []
+    for base, sh in zip(names[:n_free], free_shapes):
+        flat_names += [base] if not sh else [f"{base}_{'.'.join(map(str, i))}" for i in np.ndindex(*sh)]
+    coords["unconstrained_parameter"] = pd.Index(flat_names)
+    return CompiledPyMCModel(
+        _n_dim=int(len(x0)),
+        dims={out_name(k): v for k, v in compiled.dims.items()},
+        _coords=coords,
+        _shapes={n: sh for n, sh in zip(names, shapes)},
+        compiled_logp_func=compiled.logp_cfunc,
+        compiled_expand_func=compiled.expand_cfunc,
+        initial_point_func=initial_point,
+        shared_data=shared_data,
+        user_data=user_data,
+        n_expanded=int(count),
+        shape_info=(names, slices, shapes),
+        logp_func=compiled.logp_fn,
+        expand_func=compiled.expand_fn,
+    )
