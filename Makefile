@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/poppk demo --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=25
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -224,6 +224,8 @@ def test_every_input_reaches_the_compiled_density(compiled_pair):
 @pytest.mark.slow
 def test_another_structure_compiles_its_own(compiled_pair):
     a = _problem(_spec(error="proportional", covariates=()), _data(8, 5))
+    # another test of the session may have fitted this structure already: forget it here
+    _CACHE.pop(structure_key(a[0], a[1]), None)
     before = cache_info()
     _, info = compile_nutpie(a[0], a[1], a[2], initial_points=a[3], var_names=a[4])
     assert info["cache"] == "miss"
@@ -233,22 +235,30 @@ def test_another_structure_compiles_its_own(compiled_pair):
 
 @pytest.mark.slow
 def test_a_refit_on_other_data_reuses_and_matches_an_uncached_fit():
-    """fit() end to end: the second dataset hits the cache; with and without the cache the
-    same seed gives the same draws (the cache changes where the code comes from, nothing else)."""
+    """fit() end to end: the second dataset hits the cache, and its posterior is the one
+    fit(cache=False) (the data as constants, nothing cached) gives, within Monte Carlo error."""
+    import arviz as az
+
     from poppk.model import fit
 
     spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), error="proportional",
                      units={"time": "h"})
     df1, _ = simulate_study(n_subjects=10, seed=11)
     df2, _ = simulate_study(n_subjects=14, seed=12, truth={"CL": 4.0, "V1": 20.0})
-    kw = dict(draws=200, tune=200, chains=2, seed=5, progress=False, log_likelihood=False, warn=False)
-    fit(spec, read_nonmem(df1), **kw)
+    kw = dict(draws=500, tune=300, chains=2, seed=5, progress=False, log_likelihood=False, warn=False)
+    first = fit(spec, read_nonmem(df1), **kw)
     hits = cache_info()["hits"]
     cached = fit(spec, read_nonmem(df2), **kw)
     assert cache_info()["hits"] == hits + 1
+    assert cached.settings["timings"]["compile_s"] < first.settings["timings"]["compile_s"]
     fresh = fit(spec, read_nonmem(df2), cache=False, **kw)
-    for v in ("CL", "V1", "omega_CL", "sigma_prop"):
-        np.testing.assert_allclose(cached.idata.posterior[v].values, fresh.idata.posterior[v].values, rtol=1e-12)
-    # and the second dataset's posterior is its own (CL near 4, not the first dataset's 2)
+    assert cache_info()["hits"] == hits + 1  # cache=False neither reads nor fills it
+    for v in ("CL", "V1", "omega_CL", "omega_V1", "sigma_prop"):
+        a, b = cached.idata.posterior[v], fresh.idata.posterior[v]
+        se = np.hypot(float(az.mcse(a.to_dataset())[v]), float(az.mcse(b.to_dataset())[v]))
+        assert abs(float(a.mean()) - float(b.mean())) < 4 * se, v
+    # the second dataset's posterior is its own (CL near 4, not the first dataset's 2)
     assert float(cached.idata.posterior["CL"].median()) > 3.0
+    assert float(first.idata.posterior["CL"].median()) < 3.0
     assert dataclasses.asdict(cached.spec) == dataclasses.asdict(fresh.spec)
+    assert set(cached.settings) == set(fresh.settings)
