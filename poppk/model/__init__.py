@@ -6,6 +6,7 @@ from poppk.model.design import ModelDesign, build_design
 from poppk.model.fit import Fit, fit, load_fit
 from poppk.model.init import LaplaceInit, laplace_init
 from poppk.model.priors import Prior
+from poppk.model.runner import FitJob, FitOutcome, fit_many, iter_fits
 from poppk.model.spec import CovariateEffect, ModelSpec, structural_parameters
 
 __all__ = [
@@ -21,6 +22,10 @@ __all__ = [
     "Fit",
     "fit",
     "load_fit",
+    "FitJob",
+    "FitOutcome",
+    "fit_many",
+    "iter_fits",
     "ConvergenceReport",
     "check_convergence",
 ]
