@@ -119,6 +119,7 @@ def simulate_observations(
     n_draws: int | None = 200,
     new_subjects: bool = False,
     seed: int = 0,
+    draw_index: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Posterior predictive replicates of every observation, with BLQ censoring.
 
@@ -137,6 +138,11 @@ def simulate_observations(
         simulation a VPC or NPDE needs.
     seed
         Seed of the random number generator.
+    draw_index
+        Indices into the flattened (chain, draw) posterior to use, one
+        replicate each, in this order (overrides ``n_draws``); e.g. evenly
+        thinned draws of every chain for the ``posterior_predictive`` group
+        (:func:`poppk.diagnostics.predictive.add_predictive_groups`).
 
     Returns
     -------
@@ -166,7 +172,14 @@ def simulate_observations(
     (500, 1560)
     """
     rng = np.random.default_rng(seed)
-    idx = select_draws(fit, n_draws, rng)
+    if draw_index is None:
+        idx = select_draws(fit, n_draws, rng)
+    else:
+        idx = np.asarray(draw_index, dtype=np.int64)
+        total = flat_draw_count(fit)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= total:
+            raise DiagnosticsError(f"draw_index must be a non-empty 1-D array of indices in [0, {total}), "
+                                   f"got shape {idx.shape}")
     params = sample_parameters(fit, idx, new_subjects=new_subjects, rng=rng)
     design = fit.design
     ipred = predict_draws(fit.spec, design, params)
