@@ -180,8 +180,13 @@ def _check(args: argparse.Namespace) -> int:
     from poppk.model import load_fit
 
     fit = load_fit(args.fit_dir)
-    paths = write_checks(fit, args.out, formats=tuple(args.format), n_draws=args.draws, seed=args.seed,
-                         stratify=args.stratify)
+    if args.prior:
+        from poppk.diagnostics import write_prior_checks
+
+        paths = write_prior_checks(fit, args.out, formats=tuple(args.format), n_draws=args.draws, seed=args.seed)
+    else:
+        paths = write_checks(fit, args.out, formats=tuple(args.format), n_draws=args.draws, seed=args.seed,
+                             stratify=args.stratify)
     for p in paths:
         print(p)
     print(f"{len(paths)} files written to {args.out}")
@@ -199,6 +204,8 @@ def _add_check(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--draws", type=int, default=500, help="replicate studies for VPC/NPDE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stratify", metavar="COVARIATE", default=None)
+    p.add_argument("--prior", action="store_true",
+                   help="prior predictive checks instead: draws from the priors, prior VPC on the observed design")
     p.set_defaults(func=lambda a: _check(_default_format(a)))
 
 

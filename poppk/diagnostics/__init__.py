@@ -1,5 +1,6 @@
 """Model checking from the posterior: posterior predictive simulation, VPC/pcVPC,
-goodness of fit, NPDE, shrinkage, random effects and PSIS-LOO.
+goodness of fit, NPDE, shrinkage, random effects and PSIS-LOO; ArviZ's
+predictive groups on a fit and LOO-PIT; prior predictive checks.
 
 Each check is a compute function returning a table (pandas/xarray); the
 matching figure is drawn by :mod:`poppk.plots` from that table.
@@ -19,6 +20,8 @@ from poppk.diagnostics.loo import compare, integrated_loglik, loo, loo_pointwise
 from poppk.diagnostics.loo_integrated import EtaProposal, IntegratedLoglik, integrate_subjects
 from poppk.diagnostics.loo_refit import exact_subject_elpd, loo_refit
 from poppk.diagnostics.npde import npde_from_simulations, npde_table, npde_tests
+from poppk.diagnostics.predictive import add_predictive_groups, loo_pit, predictive_idata, prior_fit
+from poppk.diagnostics.prior_check import prior_parameter_table, prior_vpc_table, write_prior_checks
 from poppk.diagnostics.random_effects import eta_covariate_table, eta_distribution_table, eta_table
 from poppk.diagnostics.report import write_checks
 from poppk.diagnostics.shrinkage import shrinkage_table
@@ -55,4 +58,11 @@ __all__ = [
     "loo_refit",
     "exact_subject_elpd",
     "write_checks",
+    "add_predictive_groups",
+    "loo_pit",
+    "predictive_idata",
+    "prior_fit",
+    "prior_vpc_table",
+    "prior_parameter_table",
+    "write_prior_checks",
 ]
