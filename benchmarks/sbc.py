@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first", type=int, default=0, help="first replicate index")
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "sbc"), help="one JSON per replicate (resumable)")
     ap.add_argument("--workers", type=int, default=1, help="LocalCluster processes (0: serially, in this process)")
-    ap.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    ap.add_argument("--scheduler", default=None, help="address of a running dask scheduler (--workers is then ignored)")
     ap.add_argument("--subjects", type=int, default=Settings.subjects)
     ap.add_argument("--chains", type=int, default=Settings.chains)
     ap.add_argument("--tune", type=int, default=Settings.tune)
@@ -441,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache)
     t0 = time.perf_counter()
     if not args.report_only:
-        run(range(args.first, args.first + args.replicates), settings, cache, workers=args.workers,
-            scheduler=args.scheduler)
+        run(range(args.first, args.first + args.replicates), settings, cache,
+            workers=0 if args.scheduler else args.workers, scheduler=args.scheduler)
     results = load(cache, settings)
     if not results:
         print(f"no cached replicates under {cache / settings.tag}")
