@@ -56,6 +56,7 @@ __all__ = [
     "predictive_idata",
     "loo_pit",
     "thinned_draw_index",
+    "pit_table",
 ]
 
 
@@ -142,7 +143,8 @@ def _prior_population(spec: Any, design: Any, n_draws: int, seed: int) -> xr.Dat
     return prior
 
 
-def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: int = 200, seed: int = 0) -> Any:
+def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: int = 200, seed: int = 0,
+              reuse: bool = True) -> Any:
     """A :class:`~poppk.model.Fit` whose "posterior" holds draws from the priors.
 
     Every posterior computation then works on the prior: simulated
@@ -158,7 +160,9 @@ def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: i
         whose design (subjects, covariates, doses, sampling times) the prior
         is drawn on — no fit needed.
     n_draws
-        Prior draws (one chain).
+        Prior draws (one chain).  When ``fit`` carries a ``prior`` group of at
+        least that many draws (:func:`add_predictive_groups`), its first
+        ``n_draws`` are used instead of drawing anew (unless ``reuse`` is False).
     seed
         Seed of the prior draws and of the subjects' random effects.
 
@@ -173,6 +177,13 @@ def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: i
     from poppk.model.fit import Fit
     from poppk.model.time_unit import resolve_time_unit
 
+    if reuse and fit is not None and "prior" in fit.idata.groups() and fit.idata.prior.sizes["draw"] >= int(n_draws):
+        # the fit's own prior group (add_predictive_groups): no model to build and compile
+        import arviz as az
+
+        pop = fit.idata.prior.isel(chain=slice(0, 1), draw=slice(0, int(n_draws)))
+        return Fit(idata=az.InferenceData(posterior=pop), spec=fit.spec, data=fit.data,
+                   settings={"prior": True, "seed": int(seed)}, _design=fit.design)
     if fit is not None:
         spec, data, design = fit.spec, fit.data, fit.design
     elif spec is None or data is None:
@@ -258,7 +269,7 @@ def add_predictive_groups(fit: Any, *, n_draws: int = 200, prior_draws: int = 20
             del idata.posterior_predictive
         idata.add_groups(posterior_predictive=posterior_predictive(fit, n_draws=n_draws, seed=seed))
     if prior_draws and (replace or "prior" not in groups or "prior_predictive" not in groups):
-        pf = prior_fit(fit, n_draws=prior_draws, seed=seed)
+        pf = prior_fit(fit, n_draws=prior_draws, seed=seed, reuse=False)
         for g in ("prior", "prior_predictive"):
             if g in idata.groups():
                 delattr(idata, g)
@@ -327,3 +338,48 @@ def loo_pit(fit: Any, *, seed: int = 0) -> xr.DataArray:
                       "censored": "u * F(LLOQ), u ~ U(0, 1) (randomised PIT)"})
     return out
 
+
+
+def pit_table(pit: Any, *, n_bins: int = 20, prob: float = 0.95) -> tuple[Any, Any]:
+    """Histogram and ECDF of PIT values against the uniform distribution (compute twin of the PIT figure).
+
+    Parameters
+    ----------
+    pit
+        PIT values in [0, 1] (e.g. :func:`loo_pit`); NaN ignored.
+    n_bins
+        Histogram bins of equal width.
+    prob
+        Mass of the bands: pointwise binomial interval of each bin count,
+        and the Dvoretzky-Kiefer-Wolfowitz band of the whole ECDF
+        (simultaneous: the ECDF leaves it with probability at most ``1 - prob``
+        under uniformity).
+
+    Returns
+    -------
+    hist, ecdf : pandas.DataFrame
+        ``hist``: ``lower, upper`` (bin edges), ``count``, ``expected``,
+        ``band_lower``, ``band_upper``.  ``ecdf``: ``pit`` (grid),
+        ``ecdf_minus_uniform``, ``band`` (half-width); ``attrs`` hold ``n``,
+        ``prob`` and ``outside`` (True when the ECDF leaves its band).
+    """
+    import pandas as pd
+    from scipy import stats
+
+    x = np.asarray(pit, dtype=float)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n < 2 or not 0 < prob < 1:
+        raise DiagnosticsError(f"need at least 2 PIT values and prob in (0, 1); got {n} values, prob {prob}")
+    edges = np.linspace(0, 1, int(n_bins) + 1)
+    counts = np.histogram(np.clip(x, 0, 1), bins=edges)[0]
+    lo, hi = stats.binom.interval(prob, n, 1 / n_bins)
+    hist = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "count": counts,
+                         "expected": n / n_bins, "band_lower": lo, "band_upper": hi})
+    grid = np.linspace(0, 1, 201)
+    diff = np.searchsorted(np.sort(x), grid, side="right") / n - grid
+    eps = float(np.sqrt(np.log(2 / (1 - prob)) / (2 * n)))
+    ecdf = pd.DataFrame({"pit": grid, "ecdf_minus_uniform": diff, "band": eps})
+    for t in (hist, ecdf):
+        t.attrs.update({"n": int(n), "prob": float(prob), "outside": bool(np.any(np.abs(diff) > eps))})
+    return hist, ecdf

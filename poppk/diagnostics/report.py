@@ -43,6 +43,7 @@ def write_checks(
     n_bins: int = 10,
     dpi: int = 130,
     loo: bool = True,
+    predictive: bool = True,
 ) -> list[Path]:
     """Compute every diagnostic of ``fit`` and write tables and figures to ``out_dir``.
 
@@ -73,6 +74,11 @@ def write_checks(
         Compute PSIS-LOO: per subject (plain, and with the random effects
         integrated out, see :func:`~poppk.diagnostics.loo`) and per
         observation.
+    predictive
+        Add ArviZ's predictive groups to ``fit.idata`` when missing
+        (:func:`~poppk.diagnostics.predictive.add_predictive_groups`, a saved
+        fit has them) and write the LOO-PIT (randomised for BLQ records) and
+        the prior predictive VPC.
 
     Returns
     -------
@@ -86,10 +92,10 @@ def write_checks(
     IWRES, EPRED, PWRES, NPDE), ``npde_tests.csv``, ``shrinkage.csv``,
     ``eta.csv``, ``eta_covariates.csv``, ``eta_distribution.csv``,
     ``individual_fits.csv``, ``loo_summary.csv``, ``loo_subject.csv``,
-    ``pareto_k.csv``.  Figures: ``vpc``, ``vpc_log``, ``vpc_tad_log``,
+    ``pareto_k.csv``, ``loo_pit.csv``, ``loo_pit_ecdf.csv``, ``prior_vpc.csv``.  Figures: ``vpc``, ``vpc_log``, ``vpc_tad_log``,
     ``pcvpc``, ``pcvpc_tad`` (and ``vpc_<stratify>_log``), ``gof``, ``gof_log``,
     ``npde``, ``individual_fits_NN`` (16 subjects a page), ``eta_distributions``,
-    ``eta_covariates``, ``pareto_k``, ``pareto_k_integrated``.
+    ``eta_covariates``, ``pareto_k``, ``pareto_k_integrated``, ``loo_pit``, ``prior_vpc_log``.
     """
     from poppk import plots
     from poppk.diagnostics import (
@@ -199,4 +205,20 @@ def write_checks(
         if per_subject is not None:
             tables.append(_csv(per_subject, out / "loo_subject.csv"))
         tables.append(_csv(pd.DataFrame(rows), out / "loo_summary.csv"))
+
+    # ArviZ's predictive groups: LOO-PIT of the replicates, and the prior predictive VPC
+    if predictive:
+        from poppk.diagnostics.predictive import add_predictive_groups, loo_pit, pit_table, prior_fit
+        from poppk.diagnostics.prior_check import prior_vpc_table
+
+        add_predictive_groups(fit, seed=seed)
+        hist, ecdf = pit_table(loo_pit(fit, seed=seed))
+        tables.append(_csv(hist, out / "loo_pit.csv"))
+        tables.append(_csv(ecdf, out / "loo_pit_ecdf.csv"))
+        save(plots.plot_loo_pit(hist, ecdf), "loo_pit")
+        n_prior = int(fit.idata.prior.sizes["draw"]) if "prior" in fit.idata.groups() else 200
+        prior = prior_fit(fit, n_draws=n_prior, seed=seed)
+        ptab = prior_vpc_table(prior=prior, seed=seed, bins=bins, n_bins=n_bins)
+        tables.append(_csv(ptab, out / "prior_vpc.csv"))
+        save(plots.plot_vpc(ptab, vpc_observations(prior, bins=bins, n_bins=n_bins), log_y=True), "prior_vpc_log")
     return tables + figures

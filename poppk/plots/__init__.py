@@ -17,6 +17,7 @@ from poppk.plots.gof import (
 )
 from poppk.plots.loo import plot_compare, plot_pareto_k
 from poppk.plots.npde import plot_npde
+from poppk.plots.pit import plot_loo_pit
 from poppk.plots.random_effects import plot_eta_covariates, plot_eta_distributions
 from poppk.plots.vpc import plot_vpc
 
@@ -32,4 +33,5 @@ __all__ = [
     "plot_eta_covariates",
     "plot_compare",
     "plot_pareto_k",
+    "plot_loo_pit",
 ]

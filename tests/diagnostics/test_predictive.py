@@ -118,3 +118,19 @@ def test_add_keeps_existing_groups_unless_replace():
     np.testing.assert_array_equal(fit.idata.posterior_predictive["y"].values, before)
     other = add_predictive_groups(_copy(fit), n_draws=10, prior_draws=0, replace=True)
     assert other.idata.posterior_predictive.sizes["draw"] == 10
+
+
+def test_pit_table_flags_non_uniform_pit_and_plots():
+    from poppk.diagnostics.predictive import pit_table
+    from poppk.plots import plot_loo_pit
+
+    rng = np.random.default_rng(0)
+    hist, ecdf = pit_table(rng.uniform(size=2000))
+    assert hist["count"].sum() == 2000 and not ecdf.attrs["outside"]
+    assert (hist["band_lower"] < hist["expected"]).all() and (hist["expected"] < hist["band_upper"]).all()
+    # an over-dispersed model (predictive too wide) piles the PIT up in the middle
+    hist, ecdf = pit_table(rng.beta(3, 3, size=2000))
+    assert ecdf.attrs["outside"]
+    fig = plot_loo_pit(hist, ecdf)
+    assert "leaves" in fig._suptitle.get_text()
+    assert fig.axes[0].get_xlabel().startswith("LOO-PIT")

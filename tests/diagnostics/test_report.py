@@ -18,9 +18,14 @@ def test_write_checks_oracle_without_loo(tmp_path):
                      "npde_tests.csv", "shrinkage.csv", "eta.csv", "eta_covariates.csv", "eta_distribution.csv",
                      "individual_fits.csv", "vpc.png", "vpc_log.png", "vpc_tad_log.png", "pcvpc.png",
                      "pcvpc_tad.png", "vpc_SEX_log.png", "gof.png", "gof_log.png", "npde.png", "eta_distributions.png",
-                     "eta_covariates.png", "individual_fits_01.png", "individual_fits_03.png"):
+                     "eta_covariates.png", "individual_fits_01.png", "individual_fits_03.png",
+                     "loo_pit.csv", "loo_pit_ecdf.csv", "loo_pit.png", "prior_vpc.csv", "prior_vpc_log.png"):
         assert expected in names, expected
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    # the checks leave ArviZ's predictive groups on the fit
+    assert {"posterior_predictive", "prior", "prior_predictive"} <= set(fit.idata.groups())
+    pit = pd.read_csv(tmp_path / "checks" / "loo_pit.csv")
+    assert pit["count"].sum() == fit.design.n_obs
     # nothing else left behind (no temporary files)
     assert sorted(x.name for x in (tmp_path / "checks").iterdir()) == sorted(names)
     gof = pd.read_csv(tmp_path / "checks" / "gof.csv")
