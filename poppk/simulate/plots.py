@@ -241,7 +241,10 @@ def plot_variance_ratio(summary: pd.DataFrame, metrics: Sequence[str] | None = N
     Draws :func:`variance_ratio_table`.
     """
     t = variance_ratio_table(summary, metrics)
-    ax = _ax(ax, (6.4, 0.4 * max(len(t), 3) + 1.2))
+    own = ax is None
+    ax = _ax(ax, (6.4, 0.4 * max(len(t), 3) + 1.6))
+    if own:  # room for the two-line x label and the long tick labels when saved without bbox_inches="tight"
+        ax.figure.set_layout_engine("constrained")
     y = np.arange(len(t))[::-1]
     ax.errorbar(t["var_ratio_median"], y,
                 xerr=[t["var_ratio_median"] - t["var_ratio_lo"], t["var_ratio_hi"] - t["var_ratio_median"]],
@@ -250,8 +253,8 @@ def plot_variance_ratio(summary: pd.DataFrame, metrics: Sequence[str] | None = N
     ax.set_yticks(y)
     ax.set_yticklabels([f"{lab} | {m}" for lab, m in zip(t["label"], t["metric"])], fontsize=8)
     ci = summary.attrs.get("ci", 0.9)
-    ax.set_xlabel(f"variance of log exposure / reference ({summary.attrs.get('reference', '')}); "
-                  f"median, {int(ci * 100)}% CrI")
+    ax.set_xlabel(f"variance ratio: variance of log exposure / reference's ({summary.attrs.get('reference', '')})"
+                  f"\nno unit; median and {int(ci * 100)}% CrI (credible interval)")
     return ax
 
 
