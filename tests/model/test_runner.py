@@ -103,7 +103,8 @@ def test_a_two_process_cluster_gives_the_serial_posteriors_and_compiles_once_per
     from poppk.simulate.parallel import local_cluster
 
     with local_cluster(2) as client:
-        cluster = fit_many(_jobs(), client=client)
+        # by the scheduler's address, as for a remote cluster (the runner opens and closes its own client)
+        cluster = fit_many(_jobs(), address=client.scheduler.address)
         info = worker_cache_info(client)
     assert [o.key for o in cluster] == [o.key for o in serial]
     assert not cluster[2].ok and "ALB" in cluster[2].error and cluster[2].worker.startswith("tcp://")
