@@ -59,6 +59,7 @@ _LAZY = {
     "match_dose": "poppk.simulate",
     "fit_exposure_toxicity": "poppk.simulate",
     "predict_incidence": "poppk.simulate",
+    "forecast": "poppk.forecast",
 }
 
 __all__ = [
