@@ -165,10 +165,12 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
 
 def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: SimulationStep, out: Path, *,
                 echo: Any = print) -> dict[str, Path]:
-    """Step 6 of ``poppk run``: the report, led by the (averaged) dosing answer."""
+    """Step 6 of ``poppk run``: one report: parameters, convergence, the checks of step 3
+    (``out/checks/<fit>``, embedded), model comparison, covariates and the (averaged) dosing answer."""
     from poppk.report import export_covariate_report
 
     target = fits.get(step.fit_name, next(iter(fits.values())))
+    checks = out / "checks" / (step.fit_name if step.fit_name in fits else next(iter(fits)))  # step 3's output
     echo(f"\n== 6. covariate report of '{step.fit_name}' -> {out}")
     answer_tables = None
     headline: list[str] = []
@@ -186,6 +188,7 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
         title=_report_title(config.get("report", "title"), step.fit_name, len(fits)),
         dosing=tuple(config.get("report", "dosing", ["flat"])),
         answer=headline, answer_tables=answer_tables,
+        checks=checks if checks.is_dir() else None,
     )
     for name, p in written.items():
         echo(f"   {name}: {p}")

@@ -134,6 +134,12 @@ figure img { max-width:100%; height:auto; border:1px solid var(--line); border-r
 figcaption { color:var(--muted); font-size:12.5px; margin-top:6px; text-align:left; }
 ul.notes { color:var(--muted); font-size:12.5px; padding-left:18px; margin:8px 0 0; }
 ul.problems li { color:var(--warn); }
+dl.terms { display:grid; grid-template-columns:max-content 1fr; gap:2px 14px; margin:4px 0 14px;
+           color:var(--muted); font-size:12px; }
+dl.terms dt { font-weight:600; } dl.terms dd { margin:0; }
+p.terms { color:var(--muted); font-size:12px; margin:4px 0 14px; }
+.banner { background:var(--warn-bg); color:var(--warn); border:1px solid #f0c98a; border-radius:6px;
+          padding:10px 14px; margin:0 0 16px; font-weight:600; }
 footer { margin-top:36px; padding-top:10px; border-top:1px solid var(--line); color:var(--muted); font-size:12px; }
 @media print { html { background:#fff; } main { box-shadow:none; margin:0; max-width:none; padding:0; border:0; }
                nav.toc { display:none; } section, figure, table { break-inside:avoid; } }
@@ -230,9 +236,27 @@ def _covariates_html(tab: pd.DataFrame) -> str:
     return _table(headers, body)
 
 
-def _generic_html(df: pd.DataFrame, caption: str | None = None, index_name: str = "index") -> str:
-    """Any user table, every header and cell escaped; ``X_median/X_lo/X_hi`` shown as ``median [lo, hi]``."""
+def generic_html(df: pd.DataFrame, caption: str | None = None, index_name: str = "index", *,
+                 dedupe: bool = True, terms: bool = True) -> str:
+    """Any user table as HTML: every header and cell escaped, ``X_median/X_lo/X_hi`` shown as ``median [lo, hi]``.
+
+    Parameters
+    ----------
+    df
+        The table (a non-default index becomes columns).
+    caption
+        Table caption.
+    index_name
+        Name of an unnamed index column.
+    dedupe
+        Leave out rows that repeat an earlier row and columns that repeat an
+        earlier column (:func:`drop_repeats`).
+    terms
+        Define the terms the headers use (:data:`TERMS`) below the table.
+    """
     flat = _flat(df, index_name)
+    if dedupe:
+        flat = drop_repeats(flat)
     flat = flat.loc[:, [c for c in flat.columns if not flat[c].isna().all()]]
     cols = list(flat.columns)
     merged: list[tuple[str, list[str]]] = []
@@ -266,7 +290,67 @@ def _generic_html(df: pd.DataFrame, caption: str | None = None, index_name: str 
                     "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
             cells.append(_td(text, num=numeric))
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return _table(headers, body, caption, cls="data compact")
+    out = _table(headers, body, caption, cls="data compact")
+    return out + (terms_html([h for h, _ in headers]) if terms else "")
+
+
+_generic_html = generic_html
+
+
+def drop_repeats(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without rows equal to an earlier row and columns equal to an earlier column.
+
+    Examples
+    --------
+    >>> drop_repeats(pd.DataFrame({"a": [1, 1, 2], "b": [1, 1, 2], "c": [3, 3, 4]})).to_dict("list")
+    {'a': [1, 2], 'c': [3, 4]}
+    """
+    out = df.loc[~df.astype(str).duplicated()]
+    keep = []
+    seen: list[pd.Series] = []
+    for c in out.columns:
+        col = out[c].astype(str).reset_index(drop=True)
+        if any(col.equals(s) for s in seen):
+            continue
+        seen.append(col)
+        keep.append(c)
+    return out.loc[:, keep].reset_index(drop=True)
+
+
+#: Definitions of the terms report tables use, by a lower-case fragment of a header.
+TERMS: dict[str, tuple[str, str]] = {
+    "cri": ("CrI", "credible interval: the central (equal-tailed) interval holding that share of the posterior "
+                   "draws, e.g. 95% CrI = from the 2.5th to the 97.5th percentile."),
+    "var ratio": ("variance ratio", "between-patient variance of log exposure under the strategy divided by that "
+                                    "under the reference strategy; below 1 means exposure varies less between "
+                                    "patients than under the reference (0.8 = 20% less variance)."),
+    "prob var ratio below 1": ("P(ratio < 1)", "posterior probability that the variance ratio is below 1."),
+    "bpv cv": ("BPV CV", "between-patient variability of exposure as a coefficient of variation (%)."),
+    "median exposure": ("median exposure", "median of the exposure metric over the virtual patients (posterior "
+                                           "median across parameter draws)."),
+    "weight": ("weight", "the model's share in the averaged answer (LOO stacking or pseudo-BMA weights, summing "
+                         "to 1)."),
+    "elpd": ("elpd", "expected log predictive density of left-out data, higher is better."),
+    "d elpd": ("d elpd / dse", "difference in elpd to the best model and its standard error; a difference "
+                               "within about 2 dse does not separate the models."),
+    "rse": ("RSE %", "relative standard error: posterior SD / posterior median × 100."),
+    "cv %": ("CV %", "coefficient of variation of the parameter between subjects: 100·sqrt(exp(ω²) − 1)."),
+    "r-hat": ("R-hat", "rank-normalised split R-hat; ≤ 1.01 when the chains agree."),
+    "ess": ("ESS", "effective sample size of the posterior draws (bulk: centre of the distribution, tail: "
+                   "its 5% and 95% quantiles)."),
+}
+
+
+def terms_html(headers: Sequence[str]) -> str:
+    """A definition list of the :data:`TERMS` that occur in ``headers`` (``""`` when none)."""
+    text = " ".join(str(h).lower().replace("_", " ") for h in headers)
+    found = [(t, d) for key, (t, d) in TERMS.items() if key in text]
+    if not found:
+        return ""
+    items = "".join(f"<dt>{E(t)}</dt><dd>{E(d)}</dd>" for t, d in found)
+    return f'<dl class="terms">{items}</dl>'
+
+
 
 
 def _figure_html(uri: str, caption: str, alt: str | None = None) -> str:

@@ -15,9 +15,14 @@ from poppk.report.html import (
     _generic_html,
     _kv,
     _parameters_html,
+    terms_html,
 )
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "SECTION_ORDER"]
+
+#: Order of the report's sections (methods and definitions close it).
+SECTION_ORDER = ("model", "parameters", "convergence", "checks", "comparison", "covariates", "strategies", "answer",
+                 "figures", "provenance")
 
 
 def render_html(
@@ -35,11 +40,21 @@ def render_html(
     companions: Sequence[str] = (),
     answer: Sequence[str] = (),
     answer_tables: Mapping[str, pd.DataFrame] | None = None,
+    checks_html: str = "",
+    eta_html: str = "",
+    banner: str | None = None,
 ) -> str:
     """The report as one self-contained HTML document (see :func:`export_covariate_report`).
 
+    Sections in reading order (:data:`SECTION_ORDER`): model, parameters,
+    convergence, model checks, model comparison, covariate effects, dosing
+    strategies and answer, provenance, methods.
+
     ``figures`` are ``(caption, data URI)`` pairs; ``companions`` names the
-    files written next to it (listed in the footer).
+    files written next to it (listed in the footer); ``checks_html`` and
+    ``eta_html`` are the HTML of :mod:`poppk.report.checks` (trusted: built
+    from escaped parts); ``banner`` is shown in a box under the title (e.g.
+    that the data are simulated).
     """
     prov = dict(provenance)
     ok = convergence.get("ok")
@@ -95,7 +110,8 @@ def render_html(
 
     par_notes = "".join(f"<li>{E(n)}</li>" for n in parameters.attrs.get("notes", []))
     sections.append(("parameters", "Parameter estimates",
-                     _parameters_html(parameters) + (f'<ul class="notes">{par_notes}</ul>' if par_notes else "")))
+                     _parameters_html(parameters) + (f'<ul class="notes">{par_notes}</ul>' if par_notes else "")
+                     + terms_html(["CrI", "RSE %", "CV %", "R-hat", "ESS"])))
 
     cov_notes = "".join(f"<li>{E(n)}</li>" for n in covariates.attrs.get("notes", []))
     ci = covariates.attrs.get("ci", 0.9)
@@ -105,6 +121,7 @@ def render_html(
                                  f"reference subject, posterior median and {100 * ci:g}% credible interval.",
                                  alt="Forest plot of covariate effects")
     cov_html += _covariates_html(covariates) + (f'<ul class="notes">{cov_notes}</ul>' if cov_notes else "")
+    cov_html += eta_html
     sections.append(("covariates", "Covariate effects", cov_html))
 
     figs_html = ('<div class="fig-grid">' + "".join(_figure_html(uri, cap) for cap, uri in figures) + "</div>"
@@ -136,6 +153,9 @@ def render_html(
         "Typical values refer to a subject with every covariate at its reference value.",
         "This file is self-contained: figures are embedded, no network access or JavaScript is needed.",
     ]
+    if checks_html:
+        sections.append(("checks", "Model checks", checks_html))
+    sections.sort(key=lambda item: SECTION_ORDER.index(item[0]))
     sections.append(("methods", "Methods and definitions",
                      '<ul class="notes">' + "".join(f"<li>{E(n)}</li>" for n in method_notes) + "</ul>"))
 
@@ -163,7 +183,8 @@ def render_html(
         f"<title>{E(title)}</title><style>{_CSS}</style></head>\n"
         "<body><main>"
         '<header class="top"><div class="kicker">Bayesian population pharmacokinetics · covariate report</div>'
-        f"<h1>{E(title)}</h1><p class=\"subtitle\">{E(subtitle)}</p>{badge}"
+        + (f'<div class="banner" role="note">{E(banner)}</div>' if banner else "")
+        + f"<h1>{E(title)}</h1><p class=\"subtitle\">{E(subtitle)}</p>{badge}"
         f'<div class="cards">{cards_html}</div></header>'
         f'<nav class="toc"><strong>Contents</strong><ol>{toc}</ol></nav>'
         f"{body}"
