@@ -60,6 +60,7 @@ _LAZY = {
     "fit_exposure_toxicity": "poppk.simulate",
     "predict_incidence": "poppk.simulate",
     "forecast": "poppk.forecast",
+    "recommend_dose": "poppk.forecast",
 }
 
 __all__ = [

@@ -11,9 +11,14 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from poppk.forecast.patient import PatientRecord, make_patient, parse_patient
 from poppk.forecast.posterior import IndividualPosterior, individual_posterior
 from poppk.forecast.predict import Forecast, forecast
+from poppk.forecast.recommend import Clause, Recommendation, parse_target, recommend_dose
 
 __all__ = [
     "PatientRecord",
@@ -23,4 +28,20 @@ __all__ = [
     "individual_posterior",
     "Forecast",
     "forecast",
+    "Clause",
+    "Recommendation",
+    "parse_target",
+    "recommend_dose",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``poppk.forecast`` is both this package and the function :func:`forecast`: once the package has
+    been imported (``import poppk.forecast``), ``poppk.forecast`` names the package, and calling it
+    calls the function, so ``poppk.forecast(fit, patient, doses)`` works either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Forecast:
+        return forecast(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -370,10 +370,12 @@ def make_patient(
     opts = descriptor_options(data)
     opts.update({k: v for k, v in (("ibw_method", ibw_method), ("aibw_factor", aibw_factor),
                                    ("female_code", female_code)) if v is not None})
-    table = pd.DataFrame({k: [v] for k, v in cov.items()})
+    table = pd.DataFrame({k: [v] for k, v in cov.items()}, index=pd.RangeIndex(1, name="patient"))
     if {"WT", "HT", "SEX"} <= set(cov):
         pop = population_from_table(table, recompute_descriptors=True, **opts)
         table = pop.covariates
+    elif "WT" in table and "TBW" not in table:
+        table["TBW"] = float(table["WT"].iloc[0])
     try:
         model_cov = covariate_columns(spec, table)
     except KeyError as err:  # pragma: no cover - _check_covariates names them first

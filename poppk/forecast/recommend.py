@@ -1,0 +1,374 @@
+"""``recommend_dose``: the dose that meets an exposure target for one patient, beside the label's.
+
+A target is one clause or several joined by ``and``:
+
+``auc_ss in [a, b]``
+    the metric within a range: the dose maximising P(a ≤ metric ≤ b);
+``P(cmax_c1 > x) <= p``
+    a chance constraint (toxicity): only doses with P(metric > x) ≤ p;
+``P(ctrough_ss < x) <= p``
+    the same below a bound (efficacy);
+``auc_ss = a``
+    the dose whose median exposure is a.
+
+With constraints only, the highest dose meeting them is chosen (a
+toxicity ceiling) -- or the lowest, when every constraint is a lower bound.
+Doses are multiples of ``step`` mg (a vial size) up to ``max_dose`` mg.
+
+Exposure is proportional to the dose (linear PK, the same property
+:func:`poppk.simulate.dose_matching.match_dose` uses): the patient's
+exposure per mg on the schedule is computed once per posterior sample
+(:meth:`~poppk.forecast.predict.Forecast.exposure_per_dose`) and every
+candidate dose is a rescaling of it.  The label's rule (e.g. ``6 mg/kg
+AIBW``) is evaluated for the same patient the same way, so the two doses
+and their probabilities are side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from poppk.bodysize import DESCRIPTORS
+from poppk.errors import ConfigError
+from poppk.simulate.exposure import DOSE_LINEAR_METRICS, metric_units
+
+__all__ = ["Clause", "parse_target", "Recommendation", "recommend_dose"]
+
+_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+_METRIC = r"([a-z_0-9]+)"
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a target.
+
+    Attributes
+    ----------
+    kind
+        ``"range"``, ``"above"`` (P(metric > bound) ≤ p), ``"below"``
+        (P(metric < bound) ≤ p) or ``"median"``.
+    metric
+        A dose-proportional exposure metric.
+    low, high
+        Range ends, or the bound (``low``) of a chance constraint, or the
+        median target.
+    p
+        The largest probability allowed (chance constraints).
+    """
+
+    kind: str
+    metric: str
+    low: float
+    high: float = float("nan")
+    p: float = float("nan")
+
+    @property
+    def text(self) -> str:
+        """The clause as written back."""
+        if self.kind == "range":
+            return f"{self.metric} in [{self.low:g}, {self.high:g}]"
+        if self.kind == "median":
+            return f"median {self.metric} = {self.low:g}"
+        sign = ">" if self.kind == "above" else "<"
+        return f"P({self.metric} {sign} {self.low:g}) <= {self.p:g}"
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """Per candidate (rows of ``x``, samples in columns): P(range) or the tail probability."""
+        if self.kind == "range":
+            return np.mean((x >= self.low) & (x <= self.high), axis=-1)
+        if self.kind == "above":
+            return np.mean(x > self.low, axis=-1)
+        if self.kind == "below":
+            return np.mean(x < self.low, axis=-1)
+        return np.mean(x <= self.low, axis=-1)
+
+    def met(self, x: np.ndarray) -> np.ndarray:
+        """Whether each candidate meets the clause (a range or median clause is an objective, always met)."""
+        if self.kind in ("above", "below"):
+            return self.probability(x) <= self.p + 1e-12
+        return np.ones(x.shape[0], dtype=bool)
+
+
+def _metric(name: str, text: str) -> str:
+    if name not in DOSE_LINEAR_METRICS:
+        raise ConfigError(f"target {text!r}: unknown or not dose-proportional metric {name!r}; "
+                          f"valid: {', '.join(DOSE_LINEAR_METRICS)}")
+    return name
+
+
+def parse_target(text: str) -> tuple[Clause, ...]:
+    """Clauses of a target text (see the module doc).
+
+    Examples
+    --------
+    >>> [c.text for c in parse_target("auc_ss in [4000, 8000] and P(cmax_c1 > 250) <= 0.1")]
+    ['auc_ss in [4000, 8000]', 'P(cmax_c1 > 250) <= 0.1']
+    """
+    clauses = []
+    for part in [p.strip() for p in re.split(r"\s+and\s+|;", str(text).strip().lower()) if p.strip()]:
+        p = part.replace(" ", "")
+        if (m := re.fullmatch(_METRIC + r"in\[" + _NUM + r"," + _NUM + r"\]", p)):
+            lo, hi = float(m.group(2)), float(m.group(3))
+            if not 0 <= lo < hi:
+                raise ConfigError(f"target {part!r}: the range needs 0 <= low < high, got [{lo:g}, {hi:g}]")
+            clauses.append(Clause("range", _metric(m.group(1), text), lo, hi))
+        elif (m := re.fullmatch(r"p\(" + _METRIC + r"([<>])=?" + _NUM + r"\)<=?" + _NUM, p)):
+            bound, prob = float(m.group(3)), float(m.group(4))
+            if not (bound > 0 and 0 < prob < 1):
+                raise ConfigError(f"target {part!r}: needs a bound > 0 and a probability in (0, 1)")
+            clauses.append(Clause("above" if m.group(2) == ">" else "below", _metric(m.group(1), text), bound, p=prob))
+        elif (m := re.fullmatch(r"(?:median)?" + _METRIC + r"(?:=|~|==)" + _NUM, p)):
+            v = float(m.group(2))
+            if not v > 0:
+                raise ConfigError(f"target {part!r}: the exposure target must be > 0")
+            clauses.append(Clause("median", _metric(m.group(1), text), v))
+        else:
+            raise ConfigError(
+                f"cannot read target {part!r}; examples: 'auc_ss in [4000, 8000]', 'P(cmax_c1 > 250) <= 0.1', "
+                "'P(ctrough_ss < 5) <= 0.2', 'auc_ss = 6000', joined by 'and'")
+    if not clauses:
+        raise ConfigError("empty target; e.g. 'auc_ss in [4000, 8000]'")
+    if sum(c.kind in ("range", "median") for c in clauses) > 1:
+        raise ConfigError(f"target {text!r}: give at most one range or median clause (the others as P(...) <= p)")
+    return tuple(clauses)
+
+
+@dataclass(frozen=True, eq=False)
+class Recommendation:
+    """Result of :func:`recommend_dose`.
+
+    Attributes
+    ----------
+    dose_mg
+        The recommended dose per administration (mg), or ``nan`` when no
+        candidate meets the constraints.
+    probability
+        Probability that her exposure meets the whole target at that dose
+        (range and every bound).
+    target
+        The clauses.
+    label, label_dose_mg, label_probability
+        The label's rule, the dose it gives her and its probability.
+    candidates
+        One row per candidate dose: per-clause probabilities, whether the
+        constraints hold, the joint probability.
+    exposure
+        Quantiles (5, 50, 95%) of each target metric at the recommended and
+        the label dose (rows ``recommended``/``label``).
+    reasoning
+        The reasons, in sentences.
+    schedule
+        The regimen the exposure refers to.
+    """
+
+    dose_mg: float
+    probability: float
+    target: tuple[Clause, ...]
+    label: str
+    label_dose_mg: float
+    label_probability: float
+    candidates: pd.DataFrame = field(repr=False)
+    exposure: pd.DataFrame = field(repr=False)
+    reasoning: tuple[str, ...] = field(repr=False)
+    schedule: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "dose_mg": self.dose_mg, "probability": self.probability,
+            "target": [c.text for c in self.target], "label": self.label, "label_dose_mg": self.label_dose_mg,
+            "label_probability": self.label_probability, "schedule": self.schedule,
+            "exposure": self.exposure.reset_index().to_dict(orient="records"),
+            "reasoning": list(self.reasoning),
+        }
+
+
+def _joint(clauses: Sequence[Clause], x: dict[str, np.ndarray]) -> np.ndarray:
+    """P(every clause holds) per candidate: the range and each bound on the same samples."""
+    ok = np.ones(next(iter(x.values())).shape, dtype=bool)
+    for c in clauses:
+        v = x[c.metric]
+        if c.kind == "range":
+            ok &= (v >= c.low) & (v <= c.high)
+        elif c.kind == "above":
+            ok &= v <= c.low
+        elif c.kind == "below":
+            ok &= v >= c.low
+    return ok.mean(axis=-1)
+
+
+def _as_forecast(obj: Any, patient: Any, doses: Any, observations: Any, schedule: Any, **kw: Any) -> Any:
+    from poppk.forecast.predict import Forecast, forecast
+
+    if isinstance(obj, Forecast):
+        if patient is not None or observations is not None:
+            raise ConfigError("recommend_dose: give patient/observations with a fit, not with a forecast")
+        return obj
+    if patient is None:
+        raise ConfigError("recommend_dose: a fit needs patient= (her covariates)")
+    if doses is None:
+        if observations is not None:
+            raise ConfigError("recommend_dose: observations need the doses she had (doses=...)")
+        doses = [{"TIME": 0.0, "AMT": 1.0}]
+    return forecast(obj, patient, doses, observations, **kw)
+
+
+def _default_schedule(fc: Any) -> Any:
+    from poppk.simulate.schedule import Schedule
+
+    d = fc.record.doses
+    dur = float(d["DUR"].iloc[0]) if "DUR" in d and len(d) else 0.0
+    return Schedule.every(fc.cycle, 2, infusion=dur, unit=fc.time_unit)
+
+
+def recommend_dose(
+    forecast_or_fit: Any,
+    patient: Any = None,
+    doses: Any = None,
+    observations: Any = None,
+    *,
+    target: str | Sequence[Clause],
+    schedule: Any = None,
+    label: str = "6 mg/kg AIBW",
+    step: float = 10.0,
+    max_dose: float = 2000.0,
+    min_dose: float | None = None,
+    prediction: str = "individual",
+    **forecast_options: Any,
+) -> Recommendation:
+    """The dose (mg, in ``step`` mg steps, at most ``max_dose``) that meets an exposure target.
+
+    Parameters
+    ----------
+    forecast_or_fit
+        A :class:`~poppk.forecast.predict.Forecast`, or a fit (then
+        ``patient``, and optionally ``doses`` and ``observations``, are
+        forecast first with ``forecast_options``).
+    patient, doses, observations
+        As :func:`~poppk.forecast.predict.forecast` (with a fit only).
+    target
+        Target text (module doc) or clauses.
+    schedule
+        The regimen (:class:`~poppk.simulate.schedule.Schedule` or text such
+        as ``"q3w"``) whose dose is chosen; default: one dose per cycle of
+        her forecast, infused as her first dose.  Cycle-1 metrics are those
+        of a first cycle on it, ``*_ss`` those at steady state.
+    label
+        The label's dosing rule (:func:`poppk.simulate.strategies.parse_strategy`),
+        evaluated for her.
+    step, max_dose, min_dose
+        Vial size or dose step (mg), the cap, and the smallest dose
+        considered (default ``step``).
+    prediction
+        ``"individual"`` (her posterior) or ``"population"`` (her covariates only).
+
+    Returns
+    -------
+    Recommendation
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from poppk.model import ModelSpec
+    >>> spec = ModelSpec("1cmt", {"CL": 2.0, "V1": 20.0}, iiv=("CL",), error="proportional", units={"time": "h"})
+    >>> post = xr.Dataset({k: (("chain", "draw"), np.full((1, 20), v))
+    ...                    for k, v in {"CL": 2.0, "V1": 20.0, "omega_CL": 0.2, "sigma_prop": 0.1}.items()})
+    >>> r = recommend_dose((spec, post), {"WT": 70}, target="auc_ss in [40, 60]", label="100 mg", n_draws=10)
+    >>> r.dose_mg, r.label_dose_mg          # AUC = dose / CL: about 100 mg
+    (100.0, 100.0)
+    """
+    from poppk.simulate.engine import _amount_factor
+    from poppk.simulate.population import population_from_table
+    from poppk.simulate.schedule import Schedule, parse_schedule
+    from poppk.simulate.strategies import parse_strategy
+
+    clauses = parse_target(target) if isinstance(target, str) else tuple(target)
+    if not (step > 0 and max_dose >= step):
+        raise ConfigError(f"step must be > 0 and max_dose >= step; got step={step!r}, max_dose={max_dose!r}")
+    fc = _as_forecast(forecast_or_fit, patient, doses, observations, schedule, **forecast_options)
+    if schedule is None:
+        schedule = _default_schedule(fc)
+    elif isinstance(schedule, str):
+        schedule = parse_schedule(schedule)
+    if not isinstance(schedule, Schedule):
+        raise ConfigError(f"schedule must be a Schedule or text such as 'q3w', got {type(schedule).__name__}")
+    metrics = list(dict.fromkeys(c.metric for c in clauses))
+    unit = fc.exposure_per_dose(schedule, metrics, prediction=prediction)
+    factor = _amount_factor(fc.spec)  # model amount per mg
+    lo = float(min_dose) if min_dose is not None else float(step)
+    cand = np.arange(math.ceil(lo / step - 1e-9), math.floor(max_dose / step + 1e-9) + 1) * step
+    cand = cand[cand > 0]
+    x = {m: cand[:, None] * factor * unit[m][None, :] for m in metrics}
+    met = np.ones(cand.size, dtype=bool)
+    table: dict[str, Any] = {"dose_mg": cand}
+    for c in clauses:
+        table[c.text] = c.probability(x[c.metric])
+        met &= c.met(x[c.metric])
+    joint = _joint(clauses, x)
+    table["constraints_met"] = met
+    table["probability"] = joint
+    candidates = pd.DataFrame(table)
+
+    objective = [c for c in clauses if c.kind in ("range", "median")]
+    reasons: list[str] = []
+    if not met.any():
+        dose = float("nan")
+        reasons.append(f"No dose from {cand[0]:g} to {cand[-1]:g} mg meets {' and '.join(c.text for c in clauses)}.")
+    elif objective and objective[0].kind == "range":
+        o = objective[0]
+        score = np.where(met, joint, -1.0)
+        best = np.flatnonzero(score >= score.max() - 1e-12)
+        mid = math.sqrt(max(o.low, 1e-300) * o.high)
+        med = np.median(x[o.metric][best], axis=1)
+        dose = float(cand[best[np.argmin(np.abs(np.log(med / mid)))]])
+        reasons.append(f"{dose:g} mg gives the highest probability of {o.text} among doses in {step:g}-mg steps "
+                       f"up to {max_dose:g} mg" + (" that meet the other clauses." if len(clauses) > 1 else "."))
+    elif objective:
+        o = objective[0]
+        med = np.median(x[o.metric], axis=1)
+        err = np.where(met, np.abs(np.log(med / o.low)), np.inf)
+        dose = float(cand[int(np.argmin(err))])
+        reasons.append(f"{dose:g} mg puts her median {o.metric} closest to {o.low:g}.")
+    else:
+        upper = any(c.kind == "above" for c in clauses)
+        dose = float(cand[np.flatnonzero(met)[-1 if upper else 0]])
+        reasons.append(f"{dose:g} mg is the {'highest' if upper else 'lowest'} dose in {step:g}-mg steps that "
+                       f"meets {' and '.join(c.text for c in clauses)}.")
+    if math.isfinite(dose) and dose >= cand[-1] and not (objective and objective[0].kind == "median"):
+        reasons.append(f"The dose is at the cap of {max_dose:g} mg.")
+    prob = float(joint[cand == dose][0]) if math.isfinite(dose) else float("nan")
+
+    strat = parse_strategy(label)
+    table = fc.record.covariates.reset_index(drop=True)
+    pop = population_from_table(table, recompute_descriptors=False) if set(DESCRIPTORS) <= set(table.columns) \
+        else table
+    try:
+        label_dose = float(np.asarray(strat.dose(pop), dtype=float)[0])
+    except (KeyError, ValueError, ConfigError) as err:
+        raise ConfigError(f"the label's rule {strat.label!r} cannot be evaluated for her: {err} "
+                          "(give WT, HT and SEX in the patient's covariates)") from None
+    xl = {m: label_dose * factor * unit[m][None, :] for m in metrics}
+    label_prob = float(_joint(clauses, xl)[0])
+    rows = []
+    for who, d in (("recommended", dose), ("label", label_dose)):
+        for m in metrics:
+            v = d * factor * unit[m] if math.isfinite(d) else np.full_like(unit[m], np.nan)
+            q = np.quantile(v, [0.05, 0.5, 0.95])
+            rows.append({"dose": who, "dose_mg": d, "metric": m, "q5": q[0], "median": q[1], "q95": q[2],
+                         "unit": metric_units(fc.spec.unit)[m]})
+    exposure = pd.DataFrame(rows).set_index(["dose", "metric"])
+    basis = "her measured concentrations and covariates" if fc.record.n_obs and prediction == "individual" \
+        else "her covariates only (no concentrations)"
+    reasons.insert(0, f"Exposure per mg from {basis}, on {schedule.label}; exposure is proportional to the dose "
+                      "(linear PK).")
+    reasons.append(f"The label's rule ({strat.label}) gives her {label_dose:.0f} mg, with probability "
+                   f"{label_prob:.2f} of meeting the target" + (f", against {prob:.2f} at {dose:g} mg." if
+                                                               math.isfinite(dose) else "."))
+    return Recommendation(dose, prob, clauses, strat.label, label_dose, label_prob, candidates, exposure,
+                          tuple(reasons), schedule.label)

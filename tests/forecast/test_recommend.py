@@ -1,0 +1,75 @@
+"""recommend_dose(): targets, linear scaling, chance constraints, the label's rule beside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poppk.errors import ConfigError
+from poppk.forecast import forecast, parse_target, recommend_dose
+
+PATIENT = "WT=82 HT=165 SEX=F"
+DOSE = [{"TIME": 0, "AMT": 100, "DUR": 1}, {"TIME": 24, "AMT": 100, "DUR": 1}]
+
+
+@pytest.fixture(scope="module")
+def fc_fast(synthetic_fit):
+    """A patient whose 20-h concentration is low: she clears fast."""
+    return forecast(synthetic_fit, PATIENT, DOSE, [{"TIME": 20, "DV": 0.12}], n_draws=80, seed=7)
+
+
+def test_median_target_uses_linear_scaling(fc_fast):
+    """auc_ss = dose / CL (1-cmt): the dose for a median AUC a is a x median-harmonic CL, to the step."""
+    r = recommend_dose(fc_fast, target="auc_ss = 300", step=5.0)
+    cl = fc_fast.parameters()["CL"]
+    expect = 300.0 / np.median(1.0 / cl)
+    assert abs(r.dose_mg - expect) <= 2.5 + 1e-9
+    assert r.exposure.loc[("recommended", "auc_ss"), "median"] == pytest.approx(r.dose_mg / expect * 300, rel=1e-6)
+
+
+def test_chance_constraint_gives_the_highest_safe_dose(fc_fast):
+    r = recommend_dose(fc_fast, target="P(cmax_c1 > 8) <= 0.1", step=10.0, max_dose=1000)
+    c = r.candidates.set_index("dose_mg")
+    col = "P(cmax_c1 > 8) <= 0.1"
+    assert c.loc[r.dose_mg, col] <= 0.1
+    assert c.loc[r.dose_mg + 10.0, col] > 0.1
+    assert r.probability >= 0.9
+
+
+def test_range_target_maximises_probability_and_beats_the_label(fc_fast):
+    r = recommend_dose(fc_fast, target="auc_ss in [40, 60] and P(cmax_c1 > 9) <= 0.2", label="100 mg", step=5.0)
+    c = r.candidates
+    assert r.probability == pytest.approx(c.loc[c["constraints_met"], "probability"].max())
+    assert r.probability >= r.label_probability
+    assert r.label_dose_mg == 100.0 and r.label == "flat 100 mg"
+    assert any("label" in s for s in r.reasoning)
+
+
+def test_her_concentrations_change_the_dose(synthetic_fit, fc_fast):
+    """She clears faster than her covariates say: the individual dose for the same AUC is higher."""
+    ind = recommend_dose(fc_fast, target="auc_ss = 300", step=5.0)
+    pop = recommend_dose(fc_fast, target="auc_ss = 300", step=5.0, prediction="population")
+    assert ind.dose_mg > pop.dose_mg * 1.1
+    fresh = recommend_dose(synthetic_fit, PATIENT, target="auc_ss = 300", step=5.0, n_draws=80)
+    assert fresh.dose_mg == pytest.approx(pop.dose_mg, rel=0.1)
+
+
+def test_label_rule_uses_her_body_size(fc_fast):
+    r = recommend_dose(fc_fast, target="auc_ss in [40, 60]", label="6 mg/kg AIBW")
+    aibw = float(fc_fast.record.covariate("AIBW"))
+    assert r.label_dose_mg == pytest.approx(6 * aibw)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("aucc in [1, 2]", ["aucc", "valid"]),
+    ("auc_ss between 1 and 2", ["cannot read target", "examples"]),
+    ("P(cmax_c1 > 5) <= 1.5", ["probability"]),
+    ("auc_ss in [5, 2]", ["low < high"]),
+    ("auc_ss in [1, 2] and auc_c1 = 3", ["at most one"]),
+    ("time_above = 3", ["time_above"]),
+])
+def test_bad_targets(text, words):
+    with pytest.raises(ConfigError) as info:
+        parse_target(text)
+    for w in words:
+        assert w in str(info.value)
