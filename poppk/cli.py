@@ -358,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(subparsers)
     _add_run(subparsers)
     _add_demo(subparsers)
+    from poppk.forecast.cli import add_parser as _add_forecast
+
+    _add_forecast(subparsers)
     return parser
 
 

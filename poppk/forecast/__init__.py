@@ -7,40 +7,57 @@
 * :mod:`~poppk.forecast.recommend` -- :func:`recommend_dose` for an exposure target;
 * :mod:`~poppk.forecast.page` -- the one-page HTML and JSON report;
 * :mod:`~poppk.forecast.cli` -- ``poppk forecast``.
+
+Names are loaded on first use (PEP 562), so that the command line can register
+``poppk forecast`` without importing PyMC.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+from importlib import import_module
 from typing import Any
 
-from poppk.forecast.patient import PatientRecord, make_patient, parse_patient
-from poppk.forecast.posterior import IndividualPosterior, individual_posterior
-from poppk.forecast.predict import Forecast, forecast
-from poppk.forecast.recommend import Clause, Recommendation, parse_target, recommend_dose
+#: public name -> module that defines it
+_LAZY = {
+    "PatientRecord": "poppk.forecast.patient",
+    "make_patient": "poppk.forecast.patient",
+    "parse_patient": "poppk.forecast.patient",
+    "IndividualPosterior": "poppk.forecast.posterior",
+    "individual_posterior": "poppk.forecast.posterior",
+    "Forecast": "poppk.forecast.predict",
+    "forecast": "poppk.forecast.predict",
+    "Clause": "poppk.forecast.recommend",
+    "Recommendation": "poppk.forecast.recommend",
+    "parse_target": "poppk.forecast.recommend",
+    "recommend_dose": "poppk.forecast.recommend",
+    "write_forecast": "poppk.forecast.page",
+}
 
-__all__ = [
-    "PatientRecord",
-    "make_patient",
-    "parse_patient",
-    "IndividualPosterior",
-    "individual_posterior",
-    "Forecast",
-    "forecast",
-    "Clause",
-    "Recommendation",
-    "parse_target",
-    "recommend_dose",
-]
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'poppk.forecast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 class _CallablePackage(types.ModuleType):
-    """``poppk.forecast`` is both this package and the function :func:`forecast`: once the package has
-    been imported (``import poppk.forecast``), ``poppk.forecast`` names the package, and calling it
-    calls the function, so ``poppk.forecast(fit, patient, doses)`` works either way."""
+    """``poppk.forecast`` is both this package and the function :func:`~poppk.forecast.predict.forecast`:
+    once the package has been imported (``import poppk.forecast``), ``poppk.forecast`` names the package,
+    and calling it calls the function, so ``poppk.forecast(fit, patient, doses)`` works either way."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Forecast:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from poppk.forecast.predict import forecast
+
         return forecast(*args, **kwargs)
 
 
