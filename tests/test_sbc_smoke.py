@@ -101,6 +101,13 @@ def test_a_simulated_replicate_follows_the_spec(sbc):
     assert len(obs) == 5 * len(settings.times) and (obs.DV > 0).all()
     again, records2 = sbc.simulate_replicate(sbc.sbc_spec(), settings, 7)
     assert again == truth and records.equals(records2)  # a replicate is reproducible from its index
+    # below the LLOQ a sample is BLQ (M3), reported at the LLOQ; without an LLOQ there is no BLQ column
+    assert (obs.DV[obs.BLQ == 1] == settings.lloq).all() and (obs.DV[obs.BLQ == 0] >= settings.lloq).all()
+    no_lloq = sbc.Settings(subjects=5, lloq=None)
+    truth3, records3 = sbc.simulate_replicate(sbc.sbc_spec(), no_lloq, 7)
+    assert truth3 == truth and "BLQ" not in records3 and no_lloq.tag != settings.tag
+    with pytest.raises(ValueError, match="lloq must be > 0"):
+        sbc.Settings(lloq=0.0)
 
 
 @pytest.mark.slow
