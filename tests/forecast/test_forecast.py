@@ -110,3 +110,38 @@ def test_bad_input_is_named(synthetic_fit, patient, doses, obs, error, words):
         forecast(synthetic_fit, patient, doses, obs, n_draws=10)
     for w in words:
         assert w in str(info.value)
+
+
+def test_any_dosing_history_the_data_layer_reads(synthetic_fit):
+    """ADDL/II and RATE give the same forecast as the doses written out one by one with DUR."""
+    obs = [{"TIME": 30, "DV": 1.2}]
+    explicit = [{"TIME": 24 * i, "AMT": 100, "DUR": 1} for i in range(3)]
+    addl = [{"TIME": 0, "AMT": 100, "RATE": 100, "ADDL": 2, "II": 24}]
+    a = forecast(synthetic_fit, PATIENT, explicit, obs, n_draws=30, seed=9)
+    b = forecast(synthetic_fit, PATIENT, addl, obs, n_draws=30, seed=9)
+    assert len(b.record.doses) == 3
+    np.testing.assert_allclose(a.summary["conc"].values, b.summary["conc"].values, rtol=1e-9)
+    np.testing.assert_allclose(a.summary["exposure"].values, b.summary["exposure"].values, rtol=1e-9)
+
+
+def test_times_in_another_unit(synthetic_fit):
+    """Times given in days are converted to the model's hours."""
+    a = forecast(synthetic_fit, PATIENT, DOSE, [{"TIME": 12, "DV": 1.0}], n_draws=30, seed=9)
+    b = forecast(synthetic_fit, PATIENT, [{"TIME": 0, "AMT": 100, "DUR": 1 / 24}], [{"TIME": 0.5, "DV": 1.0}],
+                 n_draws=30, seed=9, time_unit="day")
+    np.testing.assert_allclose(a.summary["parameter_q"].values, b.summary["parameter_q"].values, rtol=1e-9)
+
+
+def test_body_size_options_follow_the_fit():
+    """The IBW method and AIBW factor of the fitted data are found from its descriptors."""
+    import pandas as pd
+
+    from poppk.data import read_nonmem
+    from poppk.forecast.patient import descriptor_options
+
+    df = pd.DataFrame({"ID": [1, 1, 2, 2, 3, 3], "TIME": [0, 1] * 3, "AMT": [100, 0] * 3, "EVID": [1, 0] * 3,
+                       "DV": [np.nan, 2.0] * 3, "WT": [60, 60, 90, 90, 120, 120], "HT": [160, 160, 170, 170, 180, 180],
+                       "SEX": ["F", "F", "M", "M", "F", "F"]})
+    data = read_nonmem(df, time_unit="h").with_size_descriptors(ibw_method="label", aibw_factor=0.3)
+    opts = descriptor_options(data)
+    assert opts["ibw_method"] == "label" and opts["aibw_factor"] == pytest.approx(0.3)
