@@ -357,12 +357,14 @@ def forecast(
     rng = np.random.default_rng([int(seed), 3])
     sample_vars: dict[str, list[np.ndarray]] = {}
     conc_q, conc_pi, exp_q, exp_mean, par_q, par_mean, exposures = [], [], [], [], [], [], []
-    for k, p in enumerate((post, prior)):
-        s = _sample_dataset(spec, p, n_resample, seed + 17 * k)
+    both = [_sample_dataset(spec, p, n_resample, seed + 17 * k) for k, p in enumerate((post, prior))]
+    # one kernel call (one design) for both curves
+    curves = _concentrations(spec, record, {n: np.concatenate([b[n] for b in both]) for n in spec.parameters}, times)
+    for k, s in enumerate(both):
         for name, v in s.items():
             sample_vars.setdefault(name, []).append(v)
         params = {n: s[n] for n in spec.parameters}
-        c = _concentrations(spec, record, params, times)
+        c = curves[k * n_resample:(k + 1) * n_resample]
         conc_q.append(np.quantile(c, q, axis=0).T)
         cpi = _add_residual(spec, c, {n: s[f"sigma_{n}"] for n in spec.sigma_names}, rng)
         conc_pi.append(np.quantile(cpi, q, axis=0).T)
