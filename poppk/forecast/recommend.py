@@ -203,7 +203,7 @@ def _joint(clauses: Sequence[Clause], x: dict[str, np.ndarray]) -> np.ndarray:
     return ok.mean(axis=-1)
 
 
-def _as_forecast(obj: Any, patient: Any, doses: Any, observations: Any, schedule: Any, **kw: Any) -> Any:
+def _as_forecast(obj: Any, patient: Any, doses: Any, observations: Any, **kw: Any) -> Any:
     from poppk.forecast.predict import Forecast, forecast
 
     if isinstance(obj, Forecast):
@@ -291,7 +291,7 @@ def recommend_dose(
     clauses = parse_target(target) if isinstance(target, str) else tuple(target)
     if not (step > 0 and max_dose >= step):
         raise ConfigError(f"step must be > 0 and max_dose >= step; got step={step!r}, max_dose={max_dose!r}")
-    fc = _as_forecast(forecast_or_fit, patient, doses, observations, schedule, **forecast_options)
+    fc = _as_forecast(forecast_or_fit, patient, doses, observations, **forecast_options)
     if schedule is None:
         schedule = _default_schedule(fc)
     elif isinstance(schedule, str):

@@ -145,3 +145,20 @@ def test_body_size_options_follow_the_fit():
     data = read_nonmem(df, time_unit="h").with_size_descriptors(ibw_method="label", aibw_factor=0.3)
     opts = descriptor_options(data)
     assert opts["ibw_method"] == "label" and opts["aibw_factor"] == pytest.approx(0.3)
+
+
+def test_poor_importance_weights_warn(synthetic_fit):
+    with pytest.warns(UserWarning, match="Pareto k"):
+        forecast(synthetic_fit, PATIENT, DOSE, [{"TIME": 12, "DV": 1.0}], n_draws=10, n_samples=2)
+
+
+def test_poppk_forecast_is_callable_as_the_package_too(synthetic_fit):
+    import importlib
+
+    import poppk
+
+    pkg = importlib.import_module("poppk.forecast")
+    a = pkg(synthetic_fit, PATIENT, DOSE, n_draws=10, seed=1)
+    b = poppk.forecast(synthetic_fit, PATIENT, DOSE, n_draws=10, seed=1)
+    np.testing.assert_allclose(a.summary["conc"].values, b.summary["conc"].values)
+    assert callable(poppk.recommend_dose)
