@@ -73,3 +73,26 @@ def test_bad_targets(text, words):
         parse_target(text)
     for w in words:
         assert w in str(info.value)
+
+
+def test_a_table_of_patients(synthetic_fit, tmp_path):
+    """``poppk forecast --patients``: a page per patient and a summary; a bad patient is listed, not fatal."""
+    import argparse
+
+    import pandas as pd
+
+    from poppk.forecast.cli import _batch
+
+    (tmp_path / "p.csv").write_text("ID,WT,HT,SEX\n1,82,165,F\n2,60,158,F\n3,-4,170,M\n")
+    (tmp_path / "d.csv").write_text("ID,TIME,AMT,DUR\n1,0,100,1\n2,0,100,1\n3,0,100,1\n")
+    (tmp_path / "o.csv").write_text("ID,TIME,DV\n1,20,0.12\n")
+    args = argparse.Namespace(patients=str(tmp_path / "p.csv"), doses=str(tmp_path / "d.csv"),
+                              observations=str(tmp_path / "o.csv"), target="auc_ss in [40, 60]",
+                              schedule=None, label="100 mg", step=10.0, max_dose=1000.0, draws=30, seed=0,
+                              time_unit=None, out=str(tmp_path / "out"))
+    assert _batch(synthetic_fit, args) == 2
+    s = pd.read_csv(tmp_path / "out" / "patients.csv").set_index("ID")
+    assert s.loc[1, "n_observations"] == 1 and s.loc[2, "n_observations"] == 0
+    assert s.loc[1, "dose_mg"] > s.loc[2, "dose_mg"]  # she clears fast (low 20-h level)
+    assert "WT" in s.loc[3, "error"]
+    assert (tmp_path / "out" / "1" / "forecast.html").is_file() and not (tmp_path / "out" / "3").exists()
