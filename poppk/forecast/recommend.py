@@ -9,7 +9,12 @@ A target is one clause or several joined by ``and``:
 ``P(ctrough_ss < x) <= p``
     the same below a bound (efficacy);
 ``auc_ss = a``
-    the dose whose median exposure is a.
+    the dose whose median exposure is a;
+``P(event) <= p``
+    her probability of the adverse event of an exposure-toxicity model
+    (:func:`poppk.simulate.toxicity.fit_exposure_toxicity`, passed as
+    ``toxicity=``) at most p: the logistic curve averaged over her exposure
+    posterior and the curve's own posterior.
 
 With constraints only, the highest dose meeting them is chosen (a
 toxicity ceiling) -- or the lowest, when every constraint is a lower bound.
@@ -26,6 +31,7 @@ and their probabilities are side by side.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -52,7 +58,8 @@ class Clause:
     ----------
     kind
         ``"range"``, ``"above"`` (P(metric > bound) ≤ p), ``"below"``
-        (P(metric < bound) ≤ p) or ``"median"``.
+        (P(metric < bound) ≤ p), ``"median"`` or ``"event"`` (P(adverse
+        event) ≤ p; its metric is the exposure-toxicity model's).
     metric
         A dose-proportional exposure metric.
     low, high
@@ -75,6 +82,8 @@ class Clause:
             return f"{self.metric} in [{self.low:g}, {self.high:g}]"
         if self.kind == "median":
             return f"median {self.metric} = {self.low:g}"
+        if self.kind == "event":
+            return f"P(event) <= {self.p:g}"
         sign = ">" if self.kind == "above" else "<"
         return f"P({self.metric} {sign} {self.low:g}) <= {self.p:g}"
 
@@ -86,6 +95,8 @@ class Clause:
             return np.mean(x > self.low, axis=-1)
         if self.kind == "below":
             return np.mean(x < self.low, axis=-1)
+        if self.kind == "event":
+            raise ConfigError("the probability of an event clause needs the exposure-toxicity model")
         return np.mean(x <= self.low, axis=-1)
 
     def met(self, x: np.ndarray) -> np.ndarray:
@@ -118,6 +129,11 @@ def parse_target(text: str) -> tuple[Clause, ...]:
             if not 0 <= lo < hi:
                 raise ConfigError(f"target {part!r}: the range needs 0 <= low < high, got [{lo:g}, {hi:g}]")
             clauses.append(Clause("range", _metric(m.group(1), text), lo, hi))
+        elif (m := re.fullmatch(r"p\((?:event|ae|toxicity)\)<=?" + _NUM, p)):
+            prob = float(m.group(1))
+            if not 0 < prob < 1:
+                raise ConfigError(f"target {part!r}: needs a probability in (0, 1)")
+            clauses.append(Clause("event", "", float("nan"), p=prob))
         elif (m := re.fullmatch(r"p\(" + _METRIC + r"([<>])=?" + _NUM + r"\)<=?" + _NUM, p)):
             bound, prob = float(m.group(3)), float(m.group(4))
             if not (bound > 0 and 0 < prob < 1):
@@ -131,7 +147,7 @@ def parse_target(text: str) -> tuple[Clause, ...]:
         else:
             raise ConfigError(
                 f"cannot read target {part!r}; examples: 'auc_ss in [4000, 8000]', 'P(cmax_c1 > 250) <= 0.1', "
-                "'P(ctrough_ss < 5) <= 0.2', 'auc_ss = 6000', joined by 'and'")
+                "'P(ctrough_ss < 5) <= 0.2', 'auc_ss = 6000', 'P(event) <= 0.2', joined by 'and'")
     if not clauses:
         raise ConfigError("empty target; e.g. 'auc_ss in [4000, 8000]'")
     if sum(c.kind in ("range", "median") for c in clauses) > 1:
@@ -203,6 +219,15 @@ def _joint(clauses: Sequence[Clause], x: dict[str, np.ndarray]) -> np.ndarray:
     return ok.mean(axis=-1)
 
 
+def _event_probability(toxicity: Any, x: np.ndarray, seed: int) -> np.ndarray:
+    """Her probability of the event at each candidate's exposures ``x`` (candidates, samples): the logistic
+    curve of each of her exposure samples, paired with a draw of the curve, averaged."""
+    a, b = toxicity.draws()
+    idx = np.random.default_rng([int(seed), 5]).integers(0, a.size, size=x.shape[1])
+    z = a[idx][None, :] + b[idx][None, :] * (np.log(np.maximum(x, 1e-300)) - toxicity.log_reference)
+    return np.mean(1.0 / (1.0 + np.exp(-z)), axis=1)
+
+
 def _as_forecast(obj: Any, patient: Any, doses: Any, observations: Any, **kw: Any) -> Any:
     from poppk.forecast.predict import Forecast, forecast
 
@@ -240,6 +265,8 @@ def recommend_dose(
     max_dose: float = 2000.0,
     min_dose: float | None = None,
     prediction: str = "individual",
+    toxicity: Any = None,
+    seed: int = 0,
     **forecast_options: Any,
 ) -> Recommendation:
     """The dose (mg, in ``step`` mg steps, at most ``max_dose``) that meets an exposure target.
@@ -267,6 +294,11 @@ def recommend_dose(
         considered (default ``step``).
     prediction
         ``"individual"`` (her posterior) or ``"population"`` (her covariates only).
+    toxicity
+        An :class:`~poppk.simulate.toxicity.ExposureToxicity` model, needed by a
+        ``P(event) <= p`` clause (its metric must come from the same PK model's units).
+    seed
+        Seed pairing her exposure samples with the toxicity model's draws.
 
     Returns
     -------
@@ -289,6 +321,12 @@ def recommend_dose(
     from poppk.simulate.strategies import parse_strategy
 
     clauses = parse_target(target) if isinstance(target, str) else tuple(target)
+    if any(c.kind == "event" for c in clauses):
+        if toxicity is None:
+            raise ConfigError("a P(event) <= p target needs toxicity= (poppk.simulate.fit_exposure_toxicity)")
+        if toxicity.metric not in DOSE_LINEAR_METRICS:
+            raise ConfigError(f"the exposure-toxicity model's metric {toxicity.metric!r} is not dose-proportional")
+        clauses = tuple(dataclasses.replace(c, metric=toxicity.metric) if c.kind == "event" else c for c in clauses)
     if not (step > 0 and max_dose >= step):
         raise ConfigError(f"step must be > 0 and max_dose >= step; got step={step!r}, max_dose={max_dose!r}")
     fc = _as_forecast(forecast_or_fit, patient, doses, observations, **forecast_options)
@@ -307,7 +345,13 @@ def recommend_dose(
     x = {m: cand[:, None] * factor * unit[m][None, :] for m in metrics}
     met = np.ones(cand.size, dtype=bool)
     table: dict[str, Any] = {"dose_mg": cand}
+    p_event = None
     for c in clauses:
+        if c.kind == "event":
+            p_event = _event_probability(toxicity, x[c.metric], seed)
+            table[f"P(event) [{c.metric}]"] = p_event
+            met &= p_event <= c.p + 1e-12
+            continue
         table[c.text] = c.probability(x[c.metric])
         met &= c.met(x[c.metric])
     joint = _joint(clauses, x)
@@ -336,7 +380,7 @@ def recommend_dose(
         dose = float(cand[int(np.argmin(err))])
         reasons.append(f"{dose:g} mg puts her median {o.metric} closest to {o.low:g}.")
     else:
-        upper = any(c.kind == "above" for c in clauses)
+        upper = any(c.kind in ("above", "event") for c in clauses)
         dose = float(cand[np.flatnonzero(met)[-1 if upper else 0]])
         reasons.append(f"{dose:g} mg is the {'highest' if upper else 'lowest'} dose in {step:g}-mg steps that "
                        f"meets {' and '.join(c.text for c in clauses)}.")
@@ -370,5 +414,11 @@ def recommend_dose(
     reasons.append(f"The label's rule ({strat.label}) gives her {label_dose:.0f} mg, with probability "
                    f"{label_prob:.2f} of meeting the target" + (f", against {prob:.2f} at {dose:g} mg." if
                                                                math.isfinite(dose) else "."))
+    if p_event is not None:
+        ev = next(c for c in clauses if c.kind == "event")
+        p_label = float(_event_probability(toxicity, xl[ev.metric], seed)[0])
+        p_rec = float(p_event[cand == dose][0]) if math.isfinite(dose) else float("nan")
+        reasons.append(f"Her probability of the adverse event (exposure-toxicity model on {ev.metric}): "
+                       f"{p_rec:.3f} at the recommended dose, {p_label:.3f} at the label's.")
     return Recommendation(dose, prob, clauses, strat.label, label_dose, label_prob, candidates, exposure,
                           tuple(reasons), schedule.label)

@@ -96,3 +96,24 @@ def test_a_table_of_patients(synthetic_fit, tmp_path):
     assert s.loc[1, "dose_mg"] > s.loc[2, "dose_mg"]  # she clears fast (low 20-h level)
     assert "WT" in s.loc[3, "error"]
     assert (tmp_path / "out" / "1" / "forecast.html").is_file() and not (tmp_path / "out" / "3").exists()
+
+
+def test_event_probability_target(fc_fast):
+    """P(event) <= p with a logistic exposure-toxicity model: the highest dose whose event risk is within p."""
+    import arviz as az
+    import pandas as pd
+    import xarray as xr
+
+    from poppk.simulate.toxicity import ExposureToxicity
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"alpha": rng.normal(-2.0, 0.1, (1, 200)), "beta": rng.normal(2.0, 0.1, (1, 200))})
+    tox = ExposureToxicity("cmax_c1", "mg/L", idata, float(np.log(5.0)), xr.DataArray(np.zeros((1, 1))),
+                           pd.Series([0]), "plugin")
+    with pytest.raises(ConfigError, match="toxicity="):
+        recommend_dose(fc_fast, target="P(event) <= 0.2")
+    r = recommend_dose(fc_fast, target="P(event) <= 0.2", toxicity=tox, step=10.0)
+    c = r.candidates.set_index("dose_mg")["P(event) [cmax_c1]"]
+    assert c.loc[r.dose_mg] <= 0.2 < c.loc[r.dose_mg + 10.0]
+    assert np.all(np.diff(c.values) > 0)  # risk grows with the dose
+    assert any("adverse event" in s for s in r.reasoning)
