@@ -82,7 +82,9 @@ def thinned_draw_index(n_chains: int, n_draws_per_chain: int, n_draws: int) -> t
 
 def _obs_dataset(values: np.ndarray, chains: np.ndarray, draws: np.ndarray, n_obs: int, units: str,
                  what: str) -> xr.Dataset:
-    y = xr.DataArray(values, dims=("chain", "draw", "obs"),
+    # float64 like observed_data: a replicate censored at the LLOQ must tie exactly with a BLQ record's
+    # value, or az.loo_pit would see it above the observation (float32 was tried: it breaks that tie)
+    y = xr.DataArray(np.asarray(values, dtype=np.float64), dims=("chain", "draw", "obs"),
                      coords={"chain": chains, "draw": draws, "obs": np.arange(n_obs)}, name="y")
     y.attrs.update({"units": units, "description": what,
                     "blq": "a replicate below its record's LLOQ is set to the LLOQ, as observed BLQ records are"})

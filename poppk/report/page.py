@@ -111,7 +111,7 @@ def render_html(
     par_notes = "".join(f"<li>{E(n)}</li>" for n in parameters.attrs.get("notes", []))
     sections.append(("parameters", "Parameter estimates",
                      _parameters_html(parameters) + (f'<ul class="notes">{par_notes}</ul>' if par_notes else "")
-                     + terms_html(["CrI", "RSE %", "CV %", "R-hat", "ESS"])))
+                     + terms_html(["CrI"])))  # the notes above define RSE, CV, shrinkage, R-hat and ESS
 
     cov_notes = "".join(f"<li>{E(n)}</li>" for n in covariates.attrs.get("notes", []))
     ci = covariates.attrs.get("ci", 0.9)
