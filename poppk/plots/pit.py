@@ -24,7 +24,7 @@ def plot_loo_pit(hist: pd.DataFrame, ecdf: pd.DataFrame, *, title: str | None = 
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = new_figure(1, 2, panel=(4.6, 3.4))
+    fig, axes = new_figure(1, 2, panel=(4.6, 3.8))
     ax = axes[0, 0]
     width = hist["upper"] - hist["lower"]
     ax.bar(hist["lower"], hist["count"], width=width, align="edge", color=COLORS["outer_fill"], alpha=0.6,
@@ -37,7 +37,6 @@ def plot_loo_pit(hist: pd.DataFrame, ecdf: pd.DataFrame, *, title: str | None = 
     ax.set_xlim(0, 1)
     ax.set_xlabel("LOO-PIT (probability, no unit)")
     ax.set_ylabel("Number of observations")
-    ax.legend(fontsize=7, frameon=False, loc="lower center")
     ax = axes[0, 1]
     ax.fill_between(ecdf["pit"], -ecdf["band"], ecdf["band"], color="#999999", alpha=0.25, lw=0,
                     label=f"{100 * ecdf.attrs.get('prob', 0.95):g}% simultaneous band")
@@ -46,7 +45,8 @@ def plot_loo_pit(hist: pd.DataFrame, ecdf: pd.DataFrame, *, title: str | None = 
     ax.set_xlim(0, 1)
     ax.set_xlabel("LOO-PIT (probability, no unit)")
     ax.set_ylabel("ECDF − uniform CDF")
-    ax.legend(fontsize=7, frameon=False)
+    handles = [h for a in axes[0] for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     if title is None:
         n = ecdf.attrs.get("n", len(ecdf))
         verdict = "leaves" if ecdf.attrs.get("outside") else "stays inside"

@@ -188,7 +188,7 @@ def checks_section(checks_dir: str | os.PathLike[str] | None) -> str:
         if stem == "pareto_k_integrated":
             loo = _read(d / "loo_summary.csv")
             if loo is not None:
-                parts.append(generic_html(loo, caption="PSIS leave-one-out summary of this fit")
+                parts.append(generic_html(loo, caption="PSIS leave-one-out summary of this fit", terms=False)
                              + f'<p class="terms">{E(_LOO_TERMS)}</p>')
     return "".join(parts)
 
