@@ -18,21 +18,31 @@
 # descriptors, fits a two-compartment model with AIBW as the size covariate and
 # checks the fit: convergence, VPC / pcVPC, goodness of fit, NPDE and shrinkage.
 #
-# Set `POPPK_QUICK=1` to run on small settings (as the test suite does).
+# Set `POPPK_QUICK=1` to run on small settings (as the test suite does), and
+# `POPPK_FIT_STORE=<dir>` to keep the fits there: a fit saved with the same
+# model, data and settings is loaded instead of refitted (`poppk.fit(..., file=)`),
+# so the notebooks share fits with each other and with `poppk run --out <dir>/..`.
 
 # %%
 # %matplotlib inline
 import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 import poppk
 from poppk import diagnostics as dx
 from poppk import plots
-from poppk.workflow import bundled_trial_path, trial_spec
+from poppk.workflow import bundled_trial_data, trial_spec
 
 QUICK = os.environ.get("POPPK_QUICK") == "1"
 DRAWS, TUNE, CHAINS = (150, 150, 2) if QUICK else (1000, 500, 4)
+STORE = os.environ.get("POPPK_FIT_STORE")
+
+
+def kept(name):
+    """Where the fit called ``name`` is kept (None: not kept)."""
+    return Path(STORE) / name if STORE else None
 
 # %% [markdown]
 # ## Data: read, validate, derive size descriptors
@@ -40,7 +50,7 @@ DRAWS, TUNE, CHAINS = (150, 150, 2) if QUICK else (1000, 500, 4)
 # AIBW = IBW + 0.4·(TBW − IBW).
 
 # %%
-data = poppk.read_nonmem(bundled_trial_path()).with_size_descriptors(ibw_method="label")
+data = bundled_trial_data()  # as data/imgn853_analysis.toml reads it: time in days, label IBW
 print(data)
 data.covariates[["TBW", "IBW", "AIBW", "LBW", "BSA", "BMI"]].describe().round(2)
 
@@ -55,7 +65,7 @@ spec = trial_spec("AIBW")
 print(spec.describe())
 
 # %%
-fit = poppk.fit(spec, data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False)
+fit = poppk.fit(spec, data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False, file=kept("AIBW"))
 print(fit.convergence())
 fit.summary().round(3)
 

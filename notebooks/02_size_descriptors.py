@@ -18,29 +18,41 @@
 # effects of a model without any size covariate are plotted against every
 # descriptor — the graphical check a pharmacometrician starts from.
 #
-# Set `POPPK_QUICK=1` for small settings.
+# Set `POPPK_QUICK=1` to run on small settings (as the test suite does), and
+# `POPPK_FIT_STORE=<dir>` to keep the fits there: a fit saved with the same
+# model, data and settings is loaded instead of refitted (`poppk.fit(..., file=)`),
+# so the notebooks share fits with each other and with `poppk run --out <dir>/..`.
 
 # %%
 # %matplotlib inline
 import dataclasses
 import os
+from pathlib import Path
 
 import poppk
 from poppk import diagnostics as dx
 from poppk import plots
-from poppk.workflow import bundled_trial_path, trial_spec
+from poppk.workflow import bundled_trial_data, trial_spec
 
 QUICK = os.environ.get("POPPK_QUICK") == "1"
 DRAWS, TUNE, CHAINS = (150, 150, 2) if QUICK else (1000, 500, 4)
 DESCRIPTORS = ("TBW", "AIBW") if QUICK else ("TBW", "AIBW", "LBW")
-data = poppk.read_nonmem(bundled_trial_path()).with_size_descriptors(ibw_method="label")
+STORE = os.environ.get("POPPK_FIT_STORE")
+
+
+def kept(name):
+    """Where the fit called ``name`` is kept (None: not kept)."""
+    return Path(STORE) / name if STORE else None
+
+
+data = bundled_trial_data()
 
 # %% [markdown]
 # ## A model without size: do the random effects trend with body size?
 
 # %%
 no_size = dataclasses.replace(trial_spec("TBW"), covariates=tuple(c for c in trial_spec("TBW").covariates if c.covariate == "ALB"))
-base = poppk.fit(no_size, data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False)
+base = poppk.fit(no_size, data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False, file=kept("no_size"))
 eta = dx.eta_table(base)
 dx.eta_covariate_table(eta).round(3)
 
@@ -55,7 +67,8 @@ fig
 # %%
 fits = {"none": base}
 for d in DESCRIPTORS:
-    fits[d] = poppk.fit(trial_spec(d), data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False)
+    fits[d] = poppk.fit(trial_spec(d), data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False,
+                        file=kept(d))
     print(d, fits[d].convergence())
 {d: f.summary().loc[[c for c in f.summary().index if c.startswith("beta_")], ["median", "lower", "upper"]].round(3)
  for d, f in fits.items() if d != "none"}

@@ -31,7 +31,10 @@
 # Finally an exposure–toxicity model of the ocular adverse events predicts
 # their incidence under each strategy.
 #
-# Set `POPPK_QUICK=1` for small settings.
+# Set `POPPK_QUICK=1` to run on small settings (as the test suite does), and
+# `POPPK_FIT_STORE=<dir>` to keep the fits there: a fit saved with the same
+# model, data and settings is loaded instead of refitted (`poppk.fit(..., file=)`),
+# so the notebooks share fits with each other and with `poppk run --out <dir>/..`.
 
 # %%
 # %matplotlib inline
@@ -57,16 +60,25 @@ from poppk.simulate import (
 )
 from poppk.diagnostics import compare
 from poppk.simulate.answer import simulate_candidates
-from poppk.workflow import bundled_trial_path, trial_spec
+from poppk.workflow import bundled_trial_data, bundled_trial_path, trial_spec
 
 QUICK = os.environ.get("POPPK_QUICK") == "1"
-DRAWS, TUNE, CHAINS = (200, 200, 2) if QUICK else (1000, 500, 4)
+DRAWS, TUNE, CHAINS = (150, 150, 2) if QUICK else (1000, 500, 4)
 N_PATIENTS, N_SIM_DRAWS = (1000, 50) if QUICK else (5000, 200)
 
 
-def fit_trial(path, descriptor="TBW"):
-    data = poppk.read_nonmem(path, time_unit="day").with_size_descriptors(ibw_method="label")
-    return poppk.fit(trial_spec(descriptor), data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False)
+STORE = os.environ.get("POPPK_FIT_STORE")
+
+
+def fit_trial(path, descriptor="TBW", name=None):
+    """Fit one candidate model to a trial (read as the bundled analysis reads it); kept as ``name``."""
+    if path == bundled_trial_path():
+        data = bundled_trial_data()
+    else:
+        data = poppk.read_nonmem(path, time_unit="day").with_size_descriptors(ibw_method="label")
+    file = Path(STORE) / (name or descriptor) if STORE else None
+    return poppk.fit(trial_spec(descriptor), data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False,
+                     file=file)
 
 
 def averaged_answer(fits, pop):
@@ -180,7 +192,7 @@ gt = importlib.util.module_from_spec(spec_)
 spec_.loader.exec_module(gt)
 records, truth = gt.generate_trial(cl_size_exponent=1.0, v_size_exponent=1.0)
 path, _ = gt.write_trial(records, truth, Path(tempfile.mkdtemp()))
-linear_fits = {"TBW": fit_trial(path), "AIBW": fit_trial(path, "AIBW")}
+linear_fits = {"TBW": fit_trial(path, name="linear_TBW"), "AIBW": fit_trial(path, "AIBW", name="linear_AIBW")}
 lin_pop = resample_population(linear_fits["TBW"], N_PATIENTS, seed=1)
 lin_answer = averaged_answer(linear_fits, lin_pop)
 lin_answer.strategies.loc[(slice(None), "5 mg/kg AIBW"), ["weight", "var_ratio_median", "var_ratio_lo",

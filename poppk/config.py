@@ -26,6 +26,8 @@ Every section mirrors a CLI command; every key is the twin of an option::
     tune = 500
     chains = 4
     seed = 1
+    reuse = true                # a fit saved in <out>/fits/<name> with the same model, data and settings is
+                                # loaded, not refitted (false: always refit)
 
     [checks]                    # poppk check
     enabled = true
@@ -60,6 +62,7 @@ key (``simulate.draws``) and what would be valid.
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -68,7 +71,7 @@ from typing import Any, Mapping
 
 from poppk.errors import ConfigError, PopPKError
 
-__all__ = ["AnalysisConfig", "load_config", "parse_config", "run_analysis"]
+__all__ = ["AnalysisConfig", "load_config", "parse_config", "read_data", "run_analysis", "candidate_spec"]
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"path": str, "columns": dict, "female_code": (str, int, float), "ibw_method": str,
@@ -76,7 +79,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
             "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int,
-            "allow_unconverged": bool},
+            "allow_unconverged": bool, "reuse": bool},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
@@ -189,6 +192,31 @@ def load_config(path: str | Path) -> AnalysisConfig:
     return parse_config(doc, base_dir=path.parent)
 
 
+def read_data(config: AnalysisConfig) -> Any:
+    """The dataset as the analysis reads it: ``[data]`` options, then the size descriptors.
+
+    Parameters
+    ----------
+    config
+        From :func:`load_config`.
+
+    Returns
+    -------
+    PKData
+        With TBW, IBW, AIBW, LBW, BSA and BMI when WT, HT and SEX are present.
+    """
+    from poppk.data import read_nonmem
+
+    data = read_nonmem(config.data_path, columns=config.get("data", "columns"), drop=config.get("data", "drop", ()),
+                       sex_female_code=config.get("data", "female_code"), dvid=config.get("data", "dvid"),
+                       time_unit=config.get("data", "time_unit"))
+    if {"WT", "HT", "SEX"} <= set(data.covariate_names):
+        data = data.with_size_descriptors(ibw_method=config.get("data", "ibw_method", "devine"),
+                                          aibw_factor=config.get("data", "aibw_factor", 0.4),
+                                          female_code=config.get("data", "female_code"))
+    return data
+
+
 def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick: bool = False,
                  echo: Any = print) -> int:
     """Run every configured step; write results under the output directory.
@@ -204,20 +232,14 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     echo
         Where progress lines go.
     """
-    from poppk.data import format_summary, read_nonmem, summarize
+    from poppk.data import format_summary, summarize
     from poppk.model import ModelSpec, fit
 
     out = Path(out or config.get("output", "dir", "out"))
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     echo(f"== 1. data: {config.data_path}")
-    data = read_nonmem(config.data_path, columns=config.get("data", "columns"), drop=config.get("data", "drop", ()),
-                       sex_female_code=config.get("data", "female_code"), dvid=config.get("data", "dvid"),
-                       time_unit=config.get("data", "time_unit"))
-    if {"WT", "HT", "SEX"} <= set(data.covariate_names):
-        data = data.with_size_descriptors(ibw_method=config.get("data", "ibw_method", "devine"),
-                                          aibw_factor=config.get("data", "aibw_factor", 0.4),
-                                          female_code=config.get("data", "female_code"))
+    data = read_data(config)
     echo(format_summary(summarize(data)))
 
     base = ModelSpec.from_dict(config.sections["model"])
@@ -232,11 +254,17 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         spec = candidate_spec(base, d, size_params, config.get("fit", "size_fraction"))
         echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
         t0 = time.perf_counter()
+        where = out / "fits" / name
+        before = _saved_fingerprint(where) if config.get("fit", "reuse", True) else None
         f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
-                sampler=config.get("fit", "sampler", "nutpie"), progress=False)
-        echo(f"   {time.perf_counter() - t0:.0f} s; {f.convergence().message()}")
+                sampler=config.get("fit", "sampler", "nutpie"), progress=False,
+                file=where if config.get("fit", "reuse", True) else None)
+        reused = before is not None and f.settings.get("fingerprint") == before
+        echo(f"   {time.perf_counter() - t0:.0f} s{' (the fit saved in ' + str(where) + ' matches: reused)' if reused else ''}; "
+             f"{f.convergence().message()}")
         echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
-        f.save(out / "fits" / name)
+        if not config.get("fit", "reuse", True):
+            f.save(where)
         fits[name] = f
 
     comparison = None
@@ -275,6 +303,15 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
              "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
         return EXIT_UNCONVERGED
     return 0
+
+
+def _saved_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded with the fit saved at ``path`` (``None`` if there is none)."""
+    try:
+        meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (meta.get("settings") or {}).get("fingerprint")
 
 
 def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...], fraction: Any = None) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from poppk.errors import ConfigError, PopPKError
 
-__all__ = ["bundled_trial_path", "bundled_analysis_path", "trial_spec", "run_demo", "simulation_step",
+__all__ = ["bundled_trial_path", "bundled_analysis_path", "bundled_trial_data", "trial_spec", "run_demo", "simulation_step",
            "report_step", "SimulationStep"]
 
 
@@ -30,28 +30,30 @@ def bundled_trial_path() -> Path:
 
 
 def trial_spec(descriptor: str = "TBW") -> Any:
-    """The 2-compartment model used for the bundled ADC trial.
+    """A candidate model of the bundled analysis (``data/imgn853_analysis.toml``).
 
-    Initial estimates are round numbers a pharmacometrician would start from
-    (not the simulation truth); the body-size descriptor acts as a power
-    covariate on CL and V1 with estimated exponents, albumin on CL.
-    ``descriptor="ADJ"`` gives the adjusted size model IBW + f·(TBW − IBW)
-    with the fraction f estimated (:meth:`~poppk.model.ModelSpec.with_size_model`).
+    The 2-compartment model of its ``[model]`` section (round initial estimates
+    a pharmacometrician would start from, not the simulation truth; albumin on
+    CL) with ``descriptor`` as a power covariate on CL and V1 (exponents
+    estimated, reference the trial's median), or ``"ADJ"``: the adjusted size
+    model IBW + f·(TBW − IBW) with the fraction f estimated
+    (:meth:`~poppk.model.ModelSpec.with_size_model`).  The same spec as
+    ``poppk run`` fits, so notebooks and the demo share saved fits.
     """
-    from poppk.model import CovariateEffect, ModelSpec
+    from poppk.config import candidate_spec, load_config
+    from poppk.model import ModelSpec
 
-    spec = ModelSpec(
-        structure="2cmt",
-        typical={"CL": 0.5, "V1": 3.0, "Q": 0.5, "V2": 2.0},
-        covariates=(CovariateEffect("CL", "ALB", "power", reference=4.0),),
-        iiv=("CL", "V1"),
-        iiv_correlation="full",
-        error="combined",
-        units={"time": "day", "amount": "mg", "volume": "L"},
-    )
-    if descriptor.upper() in ("ADJ", "ADJUSTED"):
-        return spec.with_size_model(parameters=("CL", "V1"), reference=70.0)
-    return spec.with_size_covariate(descriptor, parameters=("CL", "V1"), reference=70.0 if descriptor == "TBW" else None)
+    config = load_config(bundled_analysis_path())
+    return candidate_spec(ModelSpec.from_dict(config.sections["model"]), descriptor,
+                          tuple(config.get("fit", "size_parameters", ("CL", "V1"))),
+                          config.get("fit", "size_fraction"))
+
+
+def bundled_trial_data() -> Any:
+    """The bundled trial read as the bundled analysis reads it (time in days, label IBW, AIBW factor 0.4)."""
+    from poppk.config import load_config, read_data
+
+    return read_data(load_config(bundled_analysis_path()))
 
 
 def bundled_analysis_path() -> Path:

@@ -46,3 +46,16 @@ def small_fit(small_study):
     spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL", "V1"), error="proportional",
                      units={"time": "h"})
     return fit(spec, data, draws=300, tune=300, chains=2, seed=3, progress=False)
+
+
+@pytest.fixture(scope="session")
+def bundled_out(tmp_path_factory) -> Path:
+    """One output directory of the bundled analysis for the session (``poppk run --quick --out``).
+
+    Its ``fits/`` is also the notebooks' fit store (``POPPK_FIT_STORE``): the demo's quick
+    fits and the notebooks' fits of the same model, data and settings are made once and
+    reused by whichever runs later (``poppk.fit(..., file=)``).
+    """
+    out = tmp_path_factory.mktemp("bundled") / "out"
+    (out / "fits").mkdir(parents=True)
+    return out

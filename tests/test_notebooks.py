@@ -13,10 +13,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
+def test_notebook_runs(path, tmp_path, monkeypatch, bundled_out):
     jupytext = pytest.importorskip("jupytext")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("POPPK_QUICK", "1")
+    monkeypatch.setenv("POPPK_FIT_STORE", str(bundled_out / "fits"))  # fits shared with the other notebooks and the demo
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend renders figures
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",

@@ -10,10 +10,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_bundled_analysis_end_to_end(tmp_path):
+def test_bundled_analysis_end_to_end(bundled_out):
     from poppk.cli import main
 
-    out = tmp_path / "out"
+    out = bundled_out  # the notebooks' fit store is out/fits: fits they made are reused here, and vice versa
     assert main(["run", "data/imgn853_analysis.toml", "--quick", "--out", str(out)]) == 0
     # fits for each descriptor, reloadable
     from poppk import load_fit

@@ -291,6 +291,7 @@ def fit(
     log_likelihood: bool = True,
     warn: bool = True,
     cache: bool = True,
+    file: str | Path | None = None,
 ) -> Fit:
     """Sample the posterior of ``spec`` on ``data``.
 
@@ -329,8 +330,15 @@ def fit(
         covariate values, size descriptor or priors;
         :mod:`poppk.model.compile_cache`).  ``False``: compile this fit's model
         alone with the data as constants, as before the cache: every fit pays
-        the full compile, but the gradient is faster (about 1.3x on the
-        benchmark, see the README), which can pay off for one long fit.
+        the full compile, but the gradient is faster (see the README), which
+        can pay off for one long fit.
+    file
+        A directory to keep the fit in.  If it holds a fit of the same model,
+        data content and sampler settings (a fingerprint saved with the fit,
+        :mod:`poppk.model.reuse`), that fit is loaded and returned without
+        sampling; otherwise the new fit is saved there atomically (replacing
+        what was there, with a warning saying why).  Re-running a notebook or
+        an analysis then costs no refit.
 
     Returns
     -------
@@ -346,6 +354,22 @@ def fit(
     cores = cores or min(chains, os.cpu_count() or 1)
     if low_rank is None:
         low_rank = _default_low_rank(spec)
+    key = None
+    if file is not None:
+        from poppk.model.reuse import fingerprint, load_matching
+
+        key = fingerprint(spec, data, {"draws": int(draws), "tune": int(tune), "chains": int(chains),
+                                       "seed": int(seed), "sampler": sampler, "low_rank": bool(low_rank),
+                                       "target_accept": target_accept, "cache": bool(cache)})
+        saved = load_matching(file, key)
+        if saved is not None:
+            if log_likelihood and "log_likelihood" not in saved.idata.groups():
+                saved.add_log_likelihood()
+            if warn and not saved.convergence().ok:
+                from poppk.errors import ConvergenceWarning
+
+                warnings.warn(f"{file} (loaded): {saved.convergence().message()}", ConvergenceWarning, stacklevel=2)
+            return saved
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     spec = resolve_time_unit(spec.resolved(data.covariates), data)  # the fit records the unit
@@ -437,9 +461,13 @@ def fit(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if key is not None:
+        settings["fingerprint"] = key
     result = Fit(idata=idata, spec=spec, data=data, settings=settings, _design=design)
     if log_likelihood:
         result.add_log_likelihood()
+    if file is not None:
+        result.save(file)  # the log likelihood is recomputed on load: the saved fit stays small
     report = result.convergence()
     if warn and not report.ok:
         from poppk.errors import ConvergenceWarning
