@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.poppk-installed
 OUT    ?= out
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast install clean notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra --durations=25
+
+# Executed notebooks with their figures (notebooks/executed/*.ipynb); after `make demo`
+# they load the demo's fits from $(OUT)/fits instead of refitting.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute.py --fit-store $(OUT)/fits
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
