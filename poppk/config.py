@@ -62,7 +62,6 @@ key (``simulate.draws``) and what would be valid.
 
 from __future__ import annotations
 
-import json
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -234,6 +233,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     """
     from poppk.data import format_summary, summarize
     from poppk.model import ModelSpec, fit
+    from poppk.model.reuse import saved_fingerprint
 
     out = Path(out or config.get("output", "dir", "out"))
     out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
         t0 = time.perf_counter()
         where = out / "fits" / name
-        before = _saved_fingerprint(where) if config.get("fit", "reuse", True) else None
+        before = saved_fingerprint(where) if config.get("fit", "reuse", True) else None
         f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
                 sampler=config.get("fit", "sampler", "nutpie"), progress=False,
                 file=where if config.get("fit", "reuse", True) else None)
@@ -303,15 +303,6 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
              "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
         return EXIT_UNCONVERGED
     return 0
-
-
-def _saved_fingerprint(path: Path) -> str | None:
-    """The fingerprint recorded with the fit saved at ``path`` (``None`` if there is none)."""
-    try:
-        meta = json.loads((path / "fit.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return (meta.get("settings") or {}).get("fingerprint")
 
 
 def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...], fraction: Any = None) -> Any:

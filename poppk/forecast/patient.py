@@ -261,7 +261,8 @@ def _check_doses(doses: pd.DataFrame) -> pd.DataFrame:
     return doses
 
 
-def _check_observations(obs: pd.DataFrame, first_dose: float) -> pd.DataFrame:
+def _check_observations(obs: pd.DataFrame, first_dose: float, unit: str) -> pd.DataFrame:
+    """Check the sample table; ``first_dose`` is the first dose time in ``unit``, the samples' own unit."""
     bad = [c for c in obs.columns if c not in OBS_COLUMNS]
     if bad:
         raise ConfigError(f"observations: unknown column {bad[0]!r}; valid columns: {', '.join(OBS_COLUMNS)}")
@@ -282,10 +283,10 @@ def _check_observations(obs: pd.DataFrame, first_dose: float) -> pd.DataFrame:
         t = pd.to_numeric(r["TIME"], errors="coerce")
         if not np.isfinite(t):
             raise DatasetError("sample time is missing or not a number", row=row, column="TIME", value=r["TIME"],
-                               valid="a time in the model's unit")
+                               valid=f"a time in {unit}")
         if t <= first_dose:
-            raise DatasetError(f"observation before any dose (the first dose is at {first_dose:g})", row=row,
-                               column="TIME", value=r["TIME"], valid=f"a time after {first_dose:g}")
+            raise DatasetError(f"observation before any dose (the first dose is at {first_dose:g} {unit})", row=row,
+                               column="TIME", value=r["TIME"], valid=f"a time after {first_dose:g} {unit}")
         if r["BLQ"] not in (0, 1):
             raise DatasetError("BLQ flag must be 0 or 1", row=row, column="BLQ", value=r["BLQ"], valid="0 or 1")
         if r["BLQ"] == 1:
@@ -393,8 +394,8 @@ def make_patient(
     d = _scale_times(_check_doses(d), ("TIME", "DUR", "II"), factor)
     if "RATE" in d and factor != 1.0:
         d["RATE"] = pd.to_numeric(d["RATE"], errors="coerce") / factor
-    first = float(pd.to_numeric(d["TIME"]).min())
-    o = _scale_times(_check_observations(o, first), ("TIME",), factor) if len(o) else o
+    first = float(pd.to_numeric(d["TIME"]).min())  # in the model's unit; observations are checked in theirs
+    o = _scale_times(_check_observations(o, first / factor, time_unit or model_unit), ("TIME",), factor) if len(o) else o
     data_p = read_nonmem(_nonmem_table(d, o), covariates=[], time_unit=model_unit)
     obs = data_p.observations
     return PatientRecord(

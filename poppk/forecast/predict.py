@@ -196,16 +196,15 @@ def _concentrations(spec: ModelSpec, record: PatientRecord, params: Mapping[str,
 
 def _add_residual(spec: ModelSpec, conc: np.ndarray, sigma: Mapping[str, np.ndarray],
                   rng: np.random.Generator) -> np.ndarray:
-    """Concentrations with residual error drawn from the fit's error model (per sample's σ)."""
-    e = rng.standard_normal(conc.shape)
-    s = {k: np.asarray(v)[:, None] for k, v in sigma.items()}
-    if spec.error == "exponential":
-        return conc * np.exp(s["exp"] * e)
-    if spec.error == "proportional":
-        return conc * (1.0 + s["prop"] * e)
-    if spec.error == "additive":
-        return conc + s["add"] * e
-    return conc + np.sqrt(s["add"] ** 2 + (s["prop"] * conc) ** 2) * e
+    """Concentrations with residual error drawn from the fit's error model (one σ per sample row).
+
+    The one residual-error simulator of the VPC and NPDE
+    (:func:`poppk.diagnostics.simulate.add_residual_error`): the same IPRED floor
+    and truncation at zero as the likelihood.
+    """
+    from poppk.diagnostics.simulate import add_residual_error
+
+    return add_residual_error(conc, {k: np.asarray(v)[:, None] for k, v in sigma.items()}, spec, rng)
 
 
 def _curve_times(record: PatientRecord, horizon: float, n_times: int) -> np.ndarray:

@@ -165,8 +165,11 @@ class Recommendation:
         The recommended dose per administration (mg), or ``nan`` when no
         candidate meets the constraints.
     probability
-        Probability that her exposure meets the whole target at that dose
-        (range and every bound).
+        Probability that her exposure meets the exposure clauses of the target
+        at that dose (the range and every bound, jointly).  An event clause
+        ``P(event) <= p`` is a constraint on her risk, itself a probability: it
+        is not folded in here but reported per candidate
+        (``P(event) [metric]``) and in the reasoning.
     target
         The clauses.
     label, label_dose_mg, label_probability
@@ -206,7 +209,8 @@ class Recommendation:
 
 
 def _joint(clauses: Sequence[Clause], x: dict[str, np.ndarray]) -> np.ndarray:
-    """P(every clause holds) per candidate: the range and each bound on the same samples."""
+    """P(every exposure clause holds) per candidate: the range and each bound on the same samples
+    (event clauses are constraints on her risk, checked apart)."""
     ok = np.ones(next(iter(x.values())).shape, dtype=bool)
     for c in clauses:
         v = x[c.metric]
@@ -412,7 +416,7 @@ def recommend_dose(
     reasons.insert(0, f"Exposure per mg from {basis}, on {schedule.label}; exposure is proportional to the dose "
                       "(linear PK).")
     reasons.append(f"The label's rule ({strat.label}) gives her {label_dose:.0f} mg, with probability "
-                   f"{label_prob:.2f} of meeting the target" + (f", against {prob:.2f} at {dose:g} mg." if
+                   f"{label_prob:.2f} of meeting the exposure target" + (f", against {prob:.2f} at {dose:g} mg." if
                                                                math.isfinite(dose) else "."))
     if p_event is not None:
         ev = next(c for c in clauses if c.kind == "event")

@@ -1,12 +1,16 @@
 """Reuse a saved fit when nothing that determines it has changed (``fit(..., file=...)``).
 
-A fit is determined by the model, the data the model sees and the sampler's
-settings.  :func:`fingerprint` hashes exactly those: the spec (its dictionary,
-priors and units included), the content of the dose, observation and
-covariate tables (values, not the file they came from, so derived size
-descriptors and subsets count), the time unit, and draws, warm-up, chains,
-seed, sampler, low-rank adaptation and target acceptance, and the poppk
-version.  Re-running a notebook or an analysis with the same inputs then loads
+A fit is determined by the model, the data the model sees, the sampler's
+settings and the code that turns them into a posterior.  :func:`fingerprint`
+hashes exactly those: the spec (its dictionary, priors and units included), the
+content of the dose, observation and covariate tables (values, not the file
+they came from, so derived size descriptors and subsets count), the time unit;
+draws, warm-up, chains, seed, sampler, low-rank adaptation, target acceptance
+and the compile path; the source of poppk's model, PK and data code (defaults
+such as the residual-error priors, the likelihood and the kernel live there,
+not in the spec, and an editable install keeps its version number while they
+change) and the versions of the sampling stack (PyMC, PyTensor, nutpie, numba,
+NumPy).  Re-running a notebook or an analysis with the same inputs then loads
 the saved fit instead of sampling again (the idea of brms's ``file``
 argument); any change refits and replaces it.
 """
@@ -22,7 +26,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-__all__ = ["fingerprint", "load_matching"]
+__all__ = ["fingerprint", "load_matching", "code_revision", "saved_fingerprint"]
 
 
 def _table_digest(df: pd.DataFrame) -> str:
@@ -45,19 +49,13 @@ def fingerprint(spec: Any, data: Any, settings: Mapping[str, Any]) -> str:
         The :class:`~poppk.data.PKData`.
     settings
         The sampler settings that change the draws (draws, tune, chains, seed,
-        sampler, low_rank, target_accept, log_likelihood).
+        sampler, low_rank, target_accept, cache).
 
     Returns
     -------
     str
         A hex SHA-256 digest.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        poppk_version = version("poppk")
-    except PackageNotFoundError:  # pragma: no cover - poppk is installed in every supported set-up
-        poppk_version = "unknown"
     payload = {
         "spec": json.loads(json.dumps(dataclasses.asdict(spec), default=repr, sort_keys=True)),
         "doses": _table_digest(data.doses),
@@ -65,9 +63,47 @@ def fingerprint(spec: Any, data: Any, settings: Mapping[str, Any]) -> str:
         "covariates": _table_digest(data.covariates),
         "time_unit": getattr(data, "time_unit", None),
         "settings": {k: settings[k] for k in sorted(settings)},
-        "poppk": poppk_version,
+        "code": code_revision(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+_CODE_REVISION: str | None = None
+
+
+def code_revision() -> str:
+    """Hash of the code a posterior depends on and the versions of the sampling stack.
+
+    The source of ``poppk/model``, ``poppk/pk`` and ``poppk/data`` (computed once per
+    process) and the installed versions of poppk, PyMC, PyTensor, nutpie, numba and NumPy.
+    """
+    global _CODE_REVISION
+    if _CODE_REVISION is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        h = hashlib.sha256()
+        root = Path(__file__).resolve().parents[1]
+        for sub in ("model", "pk", "data"):
+            for path in sorted((root / sub).glob("*.py")):
+                h.update(path.relative_to(root).as_posix().encode())
+                h.update(path.read_bytes())
+        for pkg in ("poppk", "pymc", "pytensor", "nutpie", "numba", "numpy"):
+            try:
+                h.update(f"{pkg}={version(pkg)}".encode())
+            except PackageNotFoundError:  # pragma: no cover - all are dependencies
+                h.update(f"{pkg}=none".encode())
+        _CODE_REVISION = h.hexdigest()
+    return _CODE_REVISION
+
+
+def saved_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint in a fit directory's ``fit.json`` (``None`` if absent or unreadable)."""
+    try:
+        meta = json.loads((Path(path) / "fit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    settings = meta.get("settings") if isinstance(meta, dict) else None
+    return settings.get("fingerprint") if isinstance(settings, dict) else None
 
 
 def load_matching(path: str | Path, key: str) -> Any | None:
@@ -80,6 +116,11 @@ def load_matching(path: str | Path, key: str) -> Any | None:
     path = Path(path)
     if not path.exists():
         return None
+    saved_key = saved_fingerprint(path)
+    if saved_key is not None and saved_key != key:  # decided from fit.json alone, nothing loaded
+        warnings.warn(f"the fit saved at {path} was made with another model, data, sampler settings or poppk "
+                      "code; fitting again and replacing it", stacklevel=3)
+        return None
     from poppk.model.persist import load_fit
 
     try:
@@ -88,7 +129,7 @@ def load_matching(path: str | Path, key: str) -> Any | None:
         warnings.warn(f"{path} is not a readable fit ({exc}); fitting again and replacing it", stacklevel=3)
         return None
     if saved.settings.get("fingerprint") != key:
-        warnings.warn(f"the fit saved at {path} was made with another model, data or sampler settings; "
-                      "fitting again and replacing it", stacklevel=3)
+        warnings.warn(f"the fit saved at {path} was made with another model, data, sampler settings or poppk "
+                      "code; fitting again and replacing it", stacklevel=3)
         return None
     return saved

@@ -132,6 +132,22 @@ def test_times_in_another_unit(synthetic_fit):
     np.testing.assert_allclose(a.summary["parameter_q"].values, b.summary["parameter_q"].values, rtol=1e-9)
 
 
+def test_samples_before_the_first_dose_are_judged_in_their_own_unit(synthetic_fit):
+    """The first dose at 1 day (not 0): a sample at 12 h is before it, one at 30 h after it, whatever the units."""
+    from poppk.errors import DatasetError
+
+    day_dose = [{"TIME": 1, "AMT": 100, "DUR": 1 / 24}]
+    with pytest.raises(DatasetError, match="first dose is at 24 h"):
+        forecast(synthetic_fit, PATIENT, [{"TIME": 24, "AMT": 100, "DUR": 1}], [{"TIME": 12, "DV": 1.0}],
+                 n_draws=10, seed=9, time_unit="h")
+    with pytest.raises(DatasetError, match="first dose is at 1 day"):
+        forecast(synthetic_fit, PATIENT, day_dose, [{"TIME": 0.5, "DV": 1.0}], n_draws=10, seed=9, time_unit="day")
+    a = forecast(synthetic_fit, PATIENT, day_dose, [{"TIME": 1.25, "DV": 1.0}], n_draws=30, seed=9, time_unit="day")
+    b = forecast(synthetic_fit, PATIENT, [{"TIME": 24, "AMT": 100, "DUR": 1}], [{"TIME": 30, "DV": 1.0}],
+                 n_draws=30, seed=9)
+    np.testing.assert_allclose(a.summary["parameter_q"].values, b.summary["parameter_q"].values, rtol=1e-9)
+
+
 def test_body_size_options_follow_the_fit():
     """The IBW method and AIBW factor of the fitted data are found from its descriptors."""
     import pandas as pd

@@ -49,7 +49,7 @@ def test_a_matching_saved_fit_is_loaded_not_refitted(tmp_path, data, monkeypatch
 
 def test_any_change_refits_and_replaces(tmp_path, data):
     first = fit(SPEC, data, file=tmp_path / "f", **KW)
-    with pytest.warns(UserWarning, match="another model, data or sampler settings"):
+    with pytest.warns(UserWarning, match="another model, data, sampler settings or poppk code"):
         other_seed = fit(SPEC, data, file=tmp_path / "f", **{**KW, "seed": 4})
     assert other_seed.settings["fingerprint"] != first.settings["fingerprint"]
     assert not np.array_equal(other_seed.idata.posterior["CL"].values, first.idata.posterior["CL"].values)
@@ -68,6 +68,24 @@ def test_the_fingerprint_sees_model_data_values_and_settings(data):
     df.loc[df.index[df["EVID"] == 0][0], "DV"] *= 1.01  # one concentration changed, same file name
     assert fingerprint(SPEC, read_nonmem(df), settings) != base
     assert fingerprint(SPEC, data, {**settings, "draws": 101}) != base
+
+
+def test_the_fingerprint_sees_the_code_a_posterior_depends_on(data, monkeypatch):
+    """A changed default in poppk's model code (not in the spec) or another sampler version refits."""
+    import poppk.model.reuse as reuse
+
+    settings = dict(draws=100, tune=100, chains=2, seed=3)
+    base = fingerprint(SPEC, data, settings)
+    monkeypatch.setattr(reuse, "_CODE_REVISION", "another revision of poppk/model, poppk/pk or pymc")
+    assert fingerprint(SPEC, data, settings) != base
+    monkeypatch.setattr(reuse, "_CODE_REVISION", None)
+    assert reuse.code_revision() and fingerprint(SPEC, data, settings) == base
+    # the revision follows the source: a changed byte in poppk/model changes it
+    real = reuse.Path.read_bytes
+    monkeypatch.setattr(reuse, "_CODE_REVISION", None)
+    monkeypatch.setattr(reuse.Path, "read_bytes",
+                        lambda self: real(self) + (b"#" if self.name == "likelihood.py" else b""))
+    assert fingerprint(SPEC, data, settings) != base
 
 
 def test_an_unreadable_directory_is_refitted_with_a_warning(tmp_path, data):
