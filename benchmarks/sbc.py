@@ -18,9 +18,9 @@ untruncated error makes), the default ``"laplace"`` parametrisation.
 Without an LLOQ (``--lloq 0``) the priors make datasets whose smallest
 concentrations are below 1e-12 mg/L (a CL or V drawn far from the median);
 ``observation_loglik`` floors IPRED at 1e-12, so the model cannot fit those
-values and σ is overestimated: on 188 replicates the σ ranks piled at 0 in half
-of the 24 replicates holding a DV < 1e-11 and were uniform in the others.  A
-real assay reports such samples BLQ, hence the LLOQ of the default design.  ``--subjects`` subjects (12) with a 100 mg
+values and σ is overestimated (the cached ``--lloq 0`` replicates show it; the
+README gives the figures).  A real assay reports such samples BLQ, hence the
+LLOQ of the default design.  ``--subjects`` subjects (12) with a 100 mg
 bolus and samples at 1, 4, 12 and 24 h; a sample below ``--lloq`` (0.05 mg/L,
 1% of the typical peak) is reported BLQ and enters the likelihood by M3 (the
 default), as an assay would report it.  Each replicate draws the population
