@@ -64,6 +64,8 @@ def _use_fit(monkeypatch: pytest.MonkeyPatch, ok: bool) -> list[_StandIn]:
 
     def fake_fit(*args, **kwargs):
         made.append(_StandIn(ok))
+        if kwargs.get("file") is not None:  # fit(..., file=) saves the new fit there, as the real one does
+            made[-1].save(kwargs["file"])
         return made[-1]
 
     monkeypatch.setattr(poppk.model, "fit", fake_fit)
