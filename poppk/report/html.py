@@ -305,6 +305,8 @@ def drop_repeats(df: pd.DataFrame) -> pd.DataFrame:
     >>> drop_repeats(pd.DataFrame({"a": [1, 1, 2], "b": [1, 1, 2], "c": [3, 3, 4]})).to_dict("list")
     {'a': [1, 2], 'c': [3, 4]}
     """
+    df = df.copy()
+    df.attrs = {}  # metadata (e.g. compare()'s refit tables) is not shown, and pandas compares it cell-wise
     out = df.loc[~df.astype(str).duplicated()]
     keep = []
     seen: list[pd.Series] = []

@@ -60,3 +60,14 @@ def test_tables_define_their_terms_and_drop_repeats():
     assert html.count("<tr>") == 1 + 2  # header + two distinct rows
     assert "<dt>variance ratio</dt>" in html and "<dt>CrI</dt>" in html and "<dt>weight</dt>" in html
     assert terms_html(["strategy", "dose"]) == ""
+
+
+def test_a_table_with_table_metadata_renders():
+    """compare()'s table carries its exact-refit tables in .attrs (full runs only: the quick
+    demo has no refits); make demo failed on it: pandas compares attrs cell-wise when copying."""
+    tab = pd.DataFrame({"elpd": [-10.0, -12.0], "weight": [1.0, 0.0]}, index=["TBW", "AIBW"])
+    tab.attrs["refits"] = {"TBW": pd.DataFrame({"id": [1, 2], "elpd": [-1.0, -2.0]})}
+    tab.attrs["by"] = "subject"
+    assert len(drop_repeats(tab)) == 2
+    assert generic_html(tab, index_name="model").count("<tr>") == 3
+    assert "refits" in tab.attrs  # the caller's table is left as it was
