@@ -248,6 +248,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     draws, tune, chains = config.get("fit", "draws", 1000), config.get("fit", "tune", 500), config.get("fit", "chains", 4)
     if quick:
         draws, tune, chains = min(draws, 150), min(tune, 150), min(chains, 2)
+    reuse = config.get("fit", "reuse", True)
     fits: dict[str, Any] = {}
     for d in descriptors:
         name = d or "model"
@@ -255,15 +256,15 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
         t0 = time.perf_counter()
         where = out / "fits" / name
-        before = saved_fingerprint(where) if config.get("fit", "reuse", True) else None
+        before = saved_fingerprint(where) if reuse else None
         f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
                 sampler=config.get("fit", "sampler", "nutpie"), progress=False,
-                file=where if config.get("fit", "reuse", True) else None)
+                file=where if reuse else None)
         reused = before is not None and f.settings.get("fingerprint") == before
         echo(f"   {time.perf_counter() - t0:.0f} s{' (the fit saved in ' + str(where) + ' matches: reused)' if reused else ''}; "
              f"{f.convergence().message()}")
         echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
-        if not config.get("fit", "reuse", True):
+        if not reuse:
             f.save(where)
         fits[name] = f
 

@@ -59,6 +59,26 @@ __all__ = ["loo", "loo_pointwise", "pareto_k_summary", "compare", "integrated_lo
 _VAR = {"subject": "y_subject", "observation": "y"}
 
 
+class RefitTables(dict):
+    """``compare()``'s exact-refit tables by model, kept in the comparison's ``attrs``.
+
+    Equal when the same models hold equal tables: pandas compares ``attrs`` with
+    ``==`` whenever it combines frames (``astype``, ``concat``), and a plain dict
+    of DataFrames makes that comparison raise ("truth value of a DataFrame is
+    ambiguous"), which broke every such operation on a comparison table.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping) or set(self) != set(other):
+            return False
+        return all(isinstance(other[k], pd.DataFrame) and v.equals(other[k]) for k, v in self.items())
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like dict
+
+
 def _loglik_idata(fit: Any, by: str) -> Any:
     """InferenceData with the log-likelihood group (computed if the fit lacks it)."""
     import arviz as az
@@ -349,5 +369,5 @@ def compare(
     out.attrs["by"] = by
     out.attrs["loo_method"] = loo_method or ("integrated" if by == "subject" else "psis")
     out.attrs["k_threshold"] = float(k_threshold)
-    out.attrs["refits"] = {n: res[n]["refits"] for n in out.index if "refits" in res[n].index}
+    out.attrs["refits"] = RefitTables({n: res[n]["refits"] for n in out.index if "refits" in res[n].index})
     return out

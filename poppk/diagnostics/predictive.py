@@ -164,7 +164,8 @@ def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: i
     n_draws
         Prior draws (one chain).  When ``fit`` carries a ``prior`` group of at
         least that many draws (:func:`add_predictive_groups`), its first
-        ``n_draws`` are used instead of drawing anew (unless ``reuse`` is False).
+        ``n_draws`` are used instead of drawing anew (unless ``reuse`` is False);
+        ``seed`` then plays no part (the settings say ``from_prior_group``).
     seed
         Seed of the prior draws and of the subjects' random effects.
 
@@ -185,7 +186,7 @@ def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: i
 
         pop = fit.idata.prior.isel(chain=slice(0, 1), draw=slice(0, int(n_draws)))
         return Fit(idata=az.InferenceData(posterior=pop), spec=fit.spec, data=fit.data,
-                   settings={"prior": True, "seed": int(seed)}, _design=fit.design)
+                   settings={"prior": True, "seed": None, "from_prior_group": True}, _design=fit.design)
     if fit is not None:
         spec, data, design = fit.spec, fit.data, fit.design
     elif spec is None or data is None:

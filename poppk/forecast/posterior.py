@@ -45,7 +45,7 @@ from poppk.errors import ConfigError
 from poppk.forecast.patient import PatientRecord
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.likelihood import observation_loglik
-from poppk.model.parameters import log_individual_parameters
+from poppk.model.parameters import log_individual_parameters, sigma_values
 from poppk.model.predict import predict_design
 from poppk.model.spec import ModelSpec
 from poppk.simulate.draws import PosteriorDraws
@@ -179,16 +179,8 @@ def population_draws(fit: Any, n_draws: int | None, seed: int) -> tuple[Posterio
     if "chain" not in post.dims:
         post = post.expand_dims(chain=[0])
     draws = PosteriorDraws.from_posterior(spec, post, n_draws=n_draws, seed=seed)
-    given = dict(spec.sigma)
-    sigma = {}
     sel = {"chain": xr.DataArray(draws.source_chain, dims="s"), "draw": xr.DataArray(draws.source_draw, dims="s")}
-    for k in spec.sigma_names:
-        if k in given and given[k].is_fixed:
-            sigma[k] = np.full(draws.n, float(given[k]["value"]))
-        elif f"sigma_{k}" in post:
-            sigma[k] = np.asarray(post[f"sigma_{k}"].sel(sel).values, dtype=float)
-        else:
-            raise ConfigError(f"the posterior has no sigma_{k}; variables: {list(post.data_vars)}")
+    sigma = {k: np.asarray(v.sel(sel).values, dtype=float) for k, v in sigma_values(spec, post).items()}
     return draws, sigma
 
 

@@ -11,12 +11,11 @@ atomically.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +25,9 @@ from poppk.errors import FitError, ModelSpecError
 from poppk.model.build import build_model
 from poppk.model.convergence import ConvergenceReport, check_convergence
 from poppk.model.design import ModelDesign, build_design
-from poppk.model.init import LaplaceInit, laplace_init
+from poppk.model.init import laplace_init
 from poppk.model.likelihood import observation_loglik
-from poppk.model.parameters import log_individual_parameters
+from poppk.model.parameters import log_individual_parameters, sigma_values
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
 from poppk.model.time_unit import resolve_time_unit
@@ -207,16 +206,8 @@ class Fit:
 
     def sigma_draws(self) -> dict[str, np.ndarray]:
         """Residual-error magnitudes per draw, flattened over chains."""
-        post = self.idata.posterior
-        n = post.sizes["chain"] * post.sizes["draw"]
-        given = dict(self.spec.sigma)
-        out = {}
-        for k in self.spec.sigma_names:
-            if k in given and given[k].is_fixed:
-                out[k] = np.full(n, given[k]["value"])
-            else:
-                out[k] = post[f"sigma_{k}"].values.reshape(n)
-        return out
+        return {k: v.transpose("chain", "draw").values.reshape(-1)
+                for k, v in sigma_values(self.spec, self.idata.posterior).items()}
 
     def pointwise_loglik(self) -> xr.DataArray:
         """Log-likelihood of every observation per draw (M3 for BLQ), dims ``chain, draw, obs``."""
@@ -330,8 +321,8 @@ def fit(
         covariate values, size descriptor or priors;
         :mod:`poppk.model.compile_cache`).  ``False``: compile this fit's model
         alone with the data as constants, as before the cache: every fit pays
-        the full compile, but the gradient is faster (see the README), which
-        can pay off for one long fit.
+        the full compile, but the first compile is cheaper and the gradient
+        no dearer (see the README), which can pay off for one long fit.
     file
         A directory to keep the fit in.  If it holds a fit of the same model,
         data content and sampler settings (a fingerprint saved with the fit,
@@ -363,12 +354,11 @@ def fit(
                                        "target_accept": target_accept, "cache": bool(cache)})
         saved = load_matching(file, key)
         if saved is not None:
-            if log_likelihood and "log_likelihood" not in saved.idata.groups():
-                saved.add_log_likelihood()
-            if warn and not saved.convergence().ok:
+            report = saved.convergence() if warn else None
+            if report is not None and not report.ok:
                 from poppk.errors import ConvergenceWarning
 
-                warnings.warn(f"{file} (loaded): {saved.convergence().message()}", ConvergenceWarning, stacklevel=2)
+                warnings.warn(f"{file} (loaded): {report.message()}", ConvergenceWarning, stacklevel=2)
             return saved
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

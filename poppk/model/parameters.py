@@ -176,3 +176,40 @@ def log_individual_parameters(
             value = value + eta[p]
         out[p] = value
     return out
+
+
+def sigma_values(spec: ModelSpec, posterior: Any) -> dict[str, Any]:
+    """Residual-error magnitudes of a posterior, by error component, dims ``chain, draw``.
+
+    The one reader of σ draws: a fixed σ of the spec (not sampled, so not in the
+    posterior) is broadcast to every draw.
+
+    Parameters
+    ----------
+    spec
+        The fitted spec.
+    posterior
+        The posterior group (an ``xarray.Dataset`` with dims ``chain, draw``).
+
+    Returns
+    -------
+    dict of xarray.DataArray
+        ``{"prop": ..., "add": ...}`` (the spec's ``sigma_names``).
+    """
+    import xarray as xr
+
+    from poppk.errors import FitError
+
+    given = dict(spec.sigma)
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+    out = {}
+    for k in spec.sigma_names:
+        if k in given and given[k].is_fixed:
+            out[k] = xr.DataArray(np.full((coords["chain"].size, coords["draw"].size), float(given[k]["value"])),
+                                  dims=("chain", "draw"), coords=coords)
+        elif f"sigma_{k}" in posterior:
+            out[k] = posterior[f"sigma_{k}"].astype(float)
+        else:
+            raise FitError(f"the posterior has no sigma_{k} and the spec does not fix it; "
+                           f"variables: {list(posterior.data_vars)}")
+    return out

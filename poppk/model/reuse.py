@@ -116,20 +116,19 @@ def load_matching(path: str | Path, key: str) -> Any | None:
     path = Path(path)
     if not path.exists():
         return None
-    saved_key = saved_fingerprint(path)
-    if saved_key is not None and saved_key != key:  # decided from fit.json alone, nothing loaded
+    saved_key = saved_fingerprint(path)  # decided from fit.json alone, before loading anything
+    if saved_key is None:
+        warnings.warn(f"{path} is not a readable fit with a fingerprint (no readable fit.json, or saved without "
+                      "fit(..., file=)); fitting again and replacing it", stacklevel=3)
+        return None
+    if saved_key != key:
         warnings.warn(f"the fit saved at {path} was made with another model, data, sampler settings or poppk "
                       "code; fitting again and replacing it", stacklevel=3)
         return None
     from poppk.model.persist import load_fit
 
     try:
-        saved = load_fit(path)
+        return load_fit(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable fit is refitted, and said so
         warnings.warn(f"{path} is not a readable fit ({exc}); fitting again and replacing it", stacklevel=3)
         return None
-    if saved.settings.get("fingerprint") != key:
-        warnings.warn(f"the fit saved at {path} was made with another model, data, sampler settings or poppk "
-                      "code; fitting again and replacing it", stacklevel=3)
-        return None
-    return saved

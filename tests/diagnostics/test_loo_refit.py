@@ -7,6 +7,7 @@ from typing import Any
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
@@ -138,3 +139,17 @@ def test_exact_refit_agrees_with_psis_on_an_easy_model(small_fit):
     assert abs(row["elpd_exact"] - row["elpd_psis"]) < 4 * np.hypot(row["mcse_exact"], psis_se) + 0.1
     assert tab["elpd"].iloc[0] == pytest.approx(float(res["elpd_loo"]) - row["elpd_psis"] + row["elpd_exact"])
     assert (tab["mcse_integration"] > 0).all()
+
+
+def test_refit_tables_in_attrs_survive_pandas_operations():
+    """A comparison table keeps its refit tables through astype/concat (a plain dict of
+    DataFrames in attrs made pandas raise: make demo failed on it in the report)."""
+    from poppk.diagnostics.loo import RefitTables
+
+    tab = pd.DataFrame({"elpd": [-10.0, -12.0], "weight": [1.0, 0.0]}, index=["TBW", "AIBW"])
+    tab.attrs["refits"] = RefitTables({"TBW": pd.DataFrame({"id": [1, 2], "elpd": [-1.0, -2.0]})})
+    as_text = tab.astype(str)
+    assert as_text.attrs["refits"] == tab.attrs["refits"]
+    assert len(pd.concat([tab, tab])) == 4
+    other = RefitTables({"TBW": pd.DataFrame({"id": [1, 2], "elpd": [-1.0, -2.5]})})
+    assert other != tab.attrs["refits"]
