@@ -24,20 +24,17 @@ the first axis (:meth:`GraphInputs.signature`: the padded doses per
 observation, for instance).  The first axis of every input (subjects,
 observations, ...) stays free.
 
-nutpie samples through two C callbacks (log density with gradient, and the
-traced values).  Those compiled here read the point's length from the call and
-the data arrays (address and sizes) from the ``user_data`` block each fit
-brings, so one compilation serves every size; they call the numba-compiled
-PyTensor functions by address instead of linking them in, which would have
-numba optimise and generate the whole log density a second time.  (Hence
-``CompiledPyMCModel.with_data`` does not apply to these models: a new fit of
-the structure is the way to new data.)
+nutpie samples through two C callbacks (:mod:`poppk.model.callbacks`) that read
+the data arrays from the ``user_data`` block each fit brings, so one
+compilation serves every size.  (Hence ``CompiledPyMCModel.with_data`` does not
+apply to these models: a new fit of the structure is the way to new data.)
 
-The cache lives in the process: a dask worker or a new Python session compiles
-each structure once.  PyTensor's own numba disk cache then still serves the
-per-operation functions; it would serve the whole log density too, but that
-entry's key follows the rewritten graph, which depends on Python's string-hash
-seed, so a new process only finds it when ``PYTHONHASHSEED`` is fixed.
+A new process (a dask worker, a new Python session, a notebook kernel) finds a
+structure compiled before on this machine in the on-disk store
+(:mod:`poppk.model.compile_store`): the rewritten graphs are loaded instead of
+rebuilt and rewritten, and numba's disk cache serves their machine code and the
+callbacks.  ``cache=False`` bypasses both caches (a fresh compile: the
+reference in tests).
 """
 
 from __future__ import annotations
@@ -50,6 +47,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from poppk.errors import ModelSpecError
+from poppk.model import callbacks as _callbacks
 from poppk.model.design import ModelDesign
 from poppk.model.init import LaplaceInit
 from poppk.model.inputs import GraphInputs
@@ -142,7 +140,7 @@ class _Compiled:
     free_shape_fn: Any
     rest_shape_fn: Any
     transform_fn: Any
-    free_rvs: list[Any]
+    free_vars: list[tuple[str, str, tuple[Any, ...]]]  # (name, dtype, static shape) of the free variables
     dims: dict[str, tuple[str, ...]]
     compile_s: float
     phases: dict[str, float]
@@ -199,8 +197,9 @@ def compile_nutpie(
             _STATS["hits" if compiled is not None else "misses"] += 1
     status = "hit" if compiled is not None else ("miss" if cache else "off")
     if compiled is None:
-        template = build_model(spec, design=design, init=init, inputs=GraphInputs(shared=True))
-        compiled = _compile(template, list(var_names))
+        compiled, source = _compile(key, lambda: build_model(spec, design=design, init=init,
+                                                             inputs=GraphInputs(shared=True)),
+                                    list(var_names), use_store=cache)
         if cache:
             with _LOCK:
                 compiled = _CACHE.setdefault(key, compiled)
@@ -209,11 +208,12 @@ def compile_nutpie(
     to_fit = _rename(compiled.spec, spec)  # template name -> this spec's name
     to_template = {v: k for k, v in to_fit.items()}
     ip = {to_template.get(k, k): v for k, v in initial_points.items()}
-    ip = {rv.name: ip[rv.name] for rv in compiled.free_rvs if rv.name in ip}
+    ip = {name: ip[name] for name, _, _ in compiled.free_vars if name in ip}
     result = _instantiate(compiled, values_inputs.values(), ip, design, spec, to_fit, jitter)
     info = {"cache": status, "compile_s": time.perf_counter() - t0}
     if status != "hit":
         info["phases"] = dict(compiled.phases)
+        info["source"] = source
     return result, info
 
 
@@ -244,14 +244,14 @@ def _free_shape(model: Any, rv: Any) -> Any:
     return tuple(s if s is not None else shape[i] for i, s in enumerate(static))
 
 
-def _compile(model: Any, var_names: list[str]) -> _Compiled:
-    """PyTensor graphs with free sizes -> numba C callbacks (the slow part, once per structure)."""
+def _graphs(model: Any, var_names: list[str]) -> dict[str, Any]:
+    """The PyTensor half of compiling: the rewritten log density with its gradient, the
+    expansion to traced values and the small helper graphs, as one picklable mapping (the
+    shared variables are the same objects throughout, so they stay so through a pickle)."""
     import pytensor
     import pytensor.tensor as pt
     from pymc.pytensorf import compile as compile_pymc
 
-    t0 = time.perf_counter()
-    phases: dict[str, float] = {}
     free_rvs = list(model.free_RVs)
     value_vars = [model.rvs_to_values[rv] for rv in free_rvs]
     logp = model.logp()
@@ -287,204 +287,139 @@ def _compile(model: Any, var_names: list[str]) -> _Compiled:
     for name in logp_shared + expand_shared:
         if name not in shared_vars:
             raise ModelSpecError(f"internal: the compiled model reads a shared variable {name!r} that is no input")
-    current = {k: np.asarray(v.get_value()) for k, v in shared_vars.items()}
-    all_shared = {k: shared_vars[k] for k in dict.fromkeys(logp_shared + expand_shared)}
-    layout = [(k, v.ndim) for k, v in all_shared.items()]
-    phases["pytensor_s"] = time.perf_counter() - t0
-    # numba: the functions first (typed as the callbacks will call them), then the callbacks
-    t1 = time.perf_counter()
-    x_probe = np.zeros(sum(int(np.prod(sh)) for sh in _eval_shapes(free_rvs, model)))
-    logp_fn.vm.jit_fn(x_probe, *[np.array(current[k], order="C") for k in logp_shared])
-    phases["numba_logp_s"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    logp_cfunc = _callback("logp", logp_fn.vm.jit_fn, layout, logp_shared, [current[k].dtype for k in logp_shared])
-    phases["numba_logp_callback_s"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    expand_fn.vm.jit_fn(x_probe, *[np.array(current[k], order="C") for k in expand_shared])
-    expand_cfunc = _callback("expand", expand_fn.vm.jit_fn, layout, expand_shared,
-                             [current[k].dtype for k in expand_shared])
-    phases["numba_expand_s"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
 
-    # sizes and start values: small Python-mode functions, called with the template's shared
-    # variables set to a fit's values (under the structure's lock)
+    # sizes and start values: small graphs, compiled in Python mode and called with the
+    # template's shared variables set to a fit's values (under the structure's lock)
     free_shapes = [pt.as_tensor(list(_free_shape(model, rv)), dtype="int64") for rv in free_rvs]
     rest_shapes = pytensor.clone_replace([pt.as_tensor(v.shape) for v in remaining], replacements)
     free_shapes = pytensor.graph.rewrite_graph(free_shapes, include=("ShapeOpt", "canonicalize"))
     rest_shapes = pytensor.graph.rewrite_graph(rest_shapes, include=("ShapeOpt", "canonicalize"))
-    free_shape_fn = pytensor.function([], free_shapes, mode="FAST_COMPILE", on_unused_input="ignore")
-    rest_shape_fn = pytensor.function([joined], rest_shapes, mode="FAST_COMPILE", on_unused_input="ignore")
     natural = [rv.type() for rv in free_rvs]
     transformed = []
     for rv, x in zip(free_rvs, natural):
         tr = model.rvs_to_transforms.get(rv)
         transformed.append(x if tr is None else tr.forward(x, *rv.owner.inputs))
-    transform_fn = pytensor.function(natural, transformed, mode="FAST_COMPILE", on_unused_input="ignore")
     dims = {}
     for name in expanded_names:
         if name in ("theta", "z"):
             dims[name] = ("id", "iiv")
         elif name == "omega_corr":
             dims[name] = ("iiv", "iiv_bis")
+
+    def rewritten(fn: Any) -> tuple[Any, ...]:
+        maker = fn.maker
+        return (maker.inputs, maker.outputs, maker.fgraph.inputs, maker.fgraph.outputs)
+
+    return {
+        "spec": model.poppk_spec,
+        "signature": model.poppk_inputs.signature(),
+        "shared_vars": {k: shared_vars[k] for k in dict.fromkeys(logp_shared + expand_shared)},
+        "logp": rewritten(logp_fn),
+        "expand": rewritten(expand_fn),
+        "logp_shared": logp_shared,
+        "expand_shared": expand_shared,
+        "free_names": free_names,
+        "expanded_names": expanded_names,
+        "free_vars": [(rv.name, rv.type.dtype, tuple(rv.type.shape)) for rv in free_rvs],
+        "joined": joined,
+        "free_shapes": free_shapes,
+        "rest_shapes": rest_shapes,
+        "natural": natural,
+        "transformed": transformed,
+        "dims": dims,
+    }
+
+
+def _function(rewritten: tuple[Any, ...]) -> Any:
+    """A NUMBA-mode PyTensor function of an already rewritten graph (no rewriting again)."""
+    from pytensor.compile.function.types import Function, FunctionMaker
+    from pytensor.compile.mode import get_mode
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from pytensor.graph.fg import FunctionGraph
+
+    ins, outs, fg_in, fg_out = rewritten
+    fgraph = FunctionGraph(fg_in, fg_out, clone=False, update_mapping={})
+    if any(getattr(node.op, "destroy_map", None) for node in fgraph.apply_nodes):
+        fgraph.attach_feature(DestroyHandler())
+    maker = FunctionMaker(ins, outs, fgraph=fgraph, mode=get_mode("NUMBA"), accept_inplace=True,
+                          no_fgraph_prep=True, on_unused_input="ignore", function_builder=Function)
+    return maker.create([i.value for i in ins])
+
+
+def _link(g: dict[str, Any], store_key: str | None, phases: dict[str, float]) -> _Compiled:
+    """The numba half: compile (or load from numba's disk cache) the functions of :func:`_graphs`
+    and nutpie's C callbacks around them.  ``store_key`` names the callbacks in numba's
+    disk cache (``None``: in memory only)."""
+    import pytensor
+
+    t0 = time.perf_counter()
+    shared_vars = g["shared_vars"]
+    free_shape_fn = pytensor.function([], g["free_shapes"], mode="FAST_COMPILE", on_unused_input="ignore")
+    rest_shape_fn = pytensor.function([g["joined"]], g["rest_shapes"], mode="FAST_COMPILE",
+                                      on_unused_input="ignore")
+    transform_fn = pytensor.function(g["natural"], g["transformed"], mode="FAST_COMPILE", on_unused_input="ignore")
+    logp_fn, expand_fn = _function(g["logp"]), _function(g["expand"])
+    current = {k: np.array(v.get_value(), order="C") for k, v in shared_vars.items()}
+    layout = [(k, v.ndim) for k, v in current.items()]
+    phases["helpers_s"] = time.perf_counter() - t0
+    # numba: the functions first (typed as the callbacks will call them), then the callbacks
+    t1 = time.perf_counter()
+    x_probe = np.zeros(sum(int(np.prod(sh)) for sh in free_shape_fn()))
+    logp_fn.vm.jit_fn(x_probe, *[current[k] for k in g["logp_shared"]])
+    phases["numba_logp_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    logp_cfunc = _callbacks.callback("logp", logp_fn.vm.jit_fn, layout, g["logp_shared"],
+                                     [current[k].dtype for k in g["logp_shared"]], cache_key=store_key)
+    phases["numba_logp_callback_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    expand_fn.vm.jit_fn(x_probe, *[current[k] for k in g["expand_shared"]])
+    expand_cfunc = _callbacks.callback("expand", expand_fn.vm.jit_fn, layout, g["expand_shared"],
+                                       [current[k].dtype for k in g["expand_shared"]], cache_key=store_key)
+    phases["numba_expand_s"] = time.perf_counter() - t1
     return _Compiled(
-        spec=model.poppk_spec,
-        signature=model.poppk_inputs.signature(),
-        shared_vars=all_shared,
+        spec=g["spec"],
+        signature=g["signature"],
+        shared_vars=shared_vars,
         logp_cfunc=logp_cfunc,
         expand_cfunc=expand_cfunc,
         logp_fn=logp_fn,
         expand_fn=expand_fn,
-        free_names=free_names,
-        expanded_names=expanded_names,
+        free_names=g["free_names"],
+        expanded_names=g["expanded_names"],
         free_shape_fn=free_shape_fn,
         rest_shape_fn=rest_shape_fn,
         transform_fn=transform_fn,
-        free_rvs=free_rvs,
-        dims=dims,
-        compile_s=time.perf_counter() - t0,
-        phases={**phases, "helpers_s": time.perf_counter() - t1},
+        free_vars=g["free_vars"],
+        dims=g["dims"],
+        compile_s=0.0,
+        phases=phases,
     )
 
 
-def _eval_shapes(free_rvs: list[Any], model: Any) -> list[tuple[int, ...]]:
-    """Current sizes of the free variables (the template's values)."""
-    import pytensor
+def _compile(key: Any, build_template: Any, var_names: list[str], use_store: bool) -> tuple[_Compiled, str]:
+    """Compile a structure: from the disk store's rewritten graphs when it has them, else from
+    the template model ``build_template()`` (and store its graphs).  Returns the compiled
+    structure and ``"disk"`` or ``"compiled"``."""
+    from poppk.model import compile_store
 
-    shapes = [_free_shape(model, rv) for rv in free_rvs]
-    out = []
-    for sh in shapes:
-        out.append(tuple(int(s) if isinstance(s, int) else int(pytensor.function([], s, mode="FAST_COMPILE")()) for s in sh))
-    return out
-
-
-def _c_signature(n_args: int) -> Any:
-    import numba
-
-    dbl = numba.types.CPointer(numba.types.double)
-    if n_args == 5:
-        return numba.types.int64(numba.types.uint64, dbl, dbl, dbl, numba.types.voidptr)
-    return numba.types.int64(numba.types.uint64, numba.types.uint64, dbl, dbl, numba.types.voidptr)
-
-
-_PROXY_COUNT = [0]
-
-
-def _address_proxy(dispatcher: Any) -> Any:
-    """An njit function that calls ``dispatcher``'s one compiled overload by its address.
-
-    Calling the dispatcher itself from the C callback would link its whole LLVM
-    module into the callback and optimise and generate it a second time (as long
-    as compiling it in the first place); through the address the callback stays
-    a few instructions.  ``dispatcher`` must be kept alive as long as the proxy.
-    """
-    import llvmlite.binding as llb
-    import numba
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-
-    if len(dispatcher.overloads) != 1:
-        raise ModelSpecError(f"internal: expected one compiled overload, got {len(dispatcher.overloads)}")
-    cres = next(iter(dispatcher.overloads.values()))
-    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-    _PROXY_COUNT[0] += 1
-    symbol = f"poppk_compiled_model_{_PROXY_COUNT[0]}_{address:x}"
-    llb.add_symbol(symbol, address)
-    restype, argtypes = cres.signature.return_type, cres.signature.args
-    # PyTensor's function takes *args: numba compiled it for one tuple argument
-    star = len(argtypes) == 1 and isinstance(argtypes[0], numba.core.types.BaseTuple)
-    params = tuple(argtypes[0].types) if star else tuple(argtypes)
-    names = [f"a{i}" for i in range(len(params))]
-
-    def codegen(context, builder, signature, args):  # pragma: no cover - numba
-        fnty = context.call_conv.get_function_type(restype, argtypes)
-        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-        call_args = [context.make_tuple(builder, argtypes[0], args)] if star else list(args)
-        status, res = context.call_conv.call_function(builder, fn, restype, argtypes, call_args)
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return res
-
-    def typer(typingctx, *args):  # pragma: no cover - numba
-        if tuple(args) != params:
-            raise numba.core.errors.TypingError(f"compiled model called with {args}, expects {params}")
-        return restype(*params), codegen
-
-    env = {"typer": typer}
-    exec(f"def call_compiled(typingctx, {', '.join(names)}):\n    return typer(typingctx, {', '.join(names)})", env)
-    call = intrinsic(env["call_compiled"])
-    env2 = {"call": call}
-    exec(f"def proxy({', '.join(names)}):\n    return call({', '.join(names)})", env2)
-    return numba.njit(env2["proxy"])
-
-
-def _callback_source(kind: str, layout: list[tuple[str, int]], needed: list[str]) -> str:
-    """Source of a C callback (nutpie's signatures) that unpacks the data arrays from
-    ``user_data``: per array of ``layout`` (name, ndim), ``[address, dim_0, ...]`` as uint64
-    words; ``needed`` are the arrays ``inner`` takes after the point, in order."""
-    offsets, off = {}, 0
-    for name, nd in layout:
-        offsets[name] = (off, nd)
-        off += 1 + nd
-    lines, args = [], []
-    for i, name in enumerate(needed):
-        o, nd = offsets[name]
-        shape = ", ".join(f"ud[{o + 1 + d}]" for d in range(nd))
-        lines.append(f"    a{i} = carray(void_pointer(ud[{o}]), ({shape}{',' if nd == 1 else ''}), dtype{i})")
-        args.append(f"a{i}")
-    call = ", ".join(["x", *args])
-    unpack = "\n".join(lines)
-    if kind == "logp":
-        return f"""
-def callback(dim, x_, out_, logp_, user_data_):
-    ud = carray(user_data_, ({max(off, 1)},), np.uint64)
-    x = carray(x_, (dim,))
-    out = carray(out_, (dim,))
-    logp = carray(logp_, ())
-{unpack}
-    logp_val, grad = inner({call})
-    if grad.shape[0] != dim:
-        return -1
-    logp[()] = logp_val
-    out[...] = grad
-    if not np.all(np.isfinite(out)):
-        return 3
-    if not np.isfinite(logp_val):
-        return 4
-    return 0
-"""
-    return f"""
-def callback(dim, expanded, x_, out_, user_data_):
-    ud = carray(user_data_, ({max(off, 1)},), np.uint64)
-    x = carray(x_, (dim,))
-    out = carray(out_, (expanded,))
-{unpack}
-    (values,) = inner({call})
-    if values.shape[0] != expanded:
-        return -1
-    out[...] = values
-    return 0
-"""
-
-
-def _callback(kind: str, inner: Any, layout: list[tuple[str, int]], needed: list[str], dtypes: list[Any]) -> Any:
-    """Compile nutpie's ``logp`` or ``expand`` C callback around ``inner`` (called by address)."""
-    import numba
-    from nutpie.compile_pymc import address_as_void_pointer
-
-    env: dict[str, Any] = {"np": np, "carray": numba.carray, "void_pointer": address_as_void_pointer,
-                           "inner": _address_proxy(inner)}
-    env.update({f"dtype{i}": np.dtype(d) for i, d in enumerate(dtypes)})
-    exec(_callback_source(kind, layout, needed), env)
-    return numba.cfunc(_c_signature(5 if kind == "logp" else 6))(env["callback"])
-
-
-def _user_data(arrays: list[np.ndarray]) -> np.ndarray:
-    """The ``user_data`` words the callbacks read (keep ``arrays`` alive with it)."""
-    words: list[int] = []
-    for a in arrays:
-        words.append(a.ctypes.data)
-        words.extend(int(n) for n in a.shape)
-    return np.array(words or [0], dtype=np.uint64)
+    t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    name = compile_store.digest(key) if use_store and compile_store.store_dir() is not None else None
+    graphs = compile_store.load(name) if name else None
+    source = "disk" if graphs is not None else "compiled"
+    if graphs is None:
+        graphs = _graphs(build_template(), list(var_names))
+        # link what a later process will load: the graphs as unpickled, whose node order
+        # numba's key follows (falls back to the live graphs if they cannot be pickled)
+        blob = compile_store.save(name, graphs) if name else None
+        if blob is not None:
+            graphs = compile_store.loads(blob)
+        else:
+            name = None
+    phases["pytensor_s"] = time.perf_counter() - t0
+    compiled = _link(graphs, name[:40] if name else None, phases)
+    compiled.compile_s = time.perf_counter() - t0
+    return compiled, source
 
 
 # --------------------------------------------------------------- instantiating
@@ -507,7 +442,7 @@ def _instantiate(
         arr = np.array(values[name], order="C", copy=True)
         arr.flags.writeable = False
         shared_data[name] = arr
-    user_data = _user_data(list(shared_data.values()))
+    user_data = _callbacks.user_data(list(shared_data.values()))
     with compiled.lock:
         for name, var in compiled.shared_vars.items():
             var.set_value(shared_data[name])
@@ -516,12 +451,11 @@ def _instantiate(
         shapes += [tuple(int(s) for s in sh) for sh in compiled.rest_shape_fn(np.zeros(n_dim))] if compiled.expanded_names[
             len(shapes):] else []
         natural = []
-        for rv in compiled.free_rvs:
-            key = rv.name
+        for key, dtype, static in compiled.free_vars:
             if key not in initial_points:
                 raise ModelSpecError(f"internal: no initial value for {key!r}")
-            natural.append(np.asarray(initial_points[key], dtype=rv.type.dtype).reshape(rv.type.shape if all(
-                s is not None for s in rv.type.shape) else np.shape(initial_points[key])))
+            natural.append(np.asarray(initial_points[key], dtype=dtype).reshape(static if all(
+                s is not None for s in static) else np.shape(initial_points[key])))
         start = [np.asarray(v, dtype=np.float64) for v in compiled.transform_fn(*natural)]
     n_free = len(compiled.free_names)
     free_shapes = shapes[:n_free]

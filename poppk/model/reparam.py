@@ -225,6 +225,9 @@ def _ops():
         def infer_shape(self, fgraph, node, shapes):
             return [shapes[4], ()]
 
+        def __reduce__(self):  # pickled graphs (the on-disk compile cache) refer to the singleton
+            return (_laplace_op, ("fwd",))
+
         def connection_pattern(self, node):
             return [[False, False], [False, False], [True, True], [True, True], [True, True]]
 
@@ -255,10 +258,18 @@ def _ops():
         def infer_shape(self, fgraph, node, shapes):
             return [shapes[2], shapes[3], shapes[4]]
 
+        def __reduce__(self):
+            return (_laplace_op, ("grad",))
+
     return LaplaceReparam(), LaplaceReparamGrad()
 
 
 LAPLACE_REPARAM, LAPLACE_REPARAM_GRAD = _ops()
+
+
+def _laplace_op(which: str) -> Any:
+    """The module's Op singletons by name (how pickled graphs refer to them)."""
+    return LAPLACE_REPARAM if which == "fwd" else LAPLACE_REPARAM_GRAD
 LaplaceReparam = type(LAPLACE_REPARAM)
 
 
