@@ -28,6 +28,8 @@ Every section mirrors a CLI command; every key is the twin of an option::
     seed = 1
     reuse = true                # a fit saved in <out>/fits/<name> with the same model, data and settings is
                                 # loaded, not refitted (false: always refit)
+    workers = 0                 # >0: the candidate fits run at once on a dask LocalCluster of that many
+                                # single-core processes (scheduler_address = "tcp://host:8786": a cluster elsewhere)
 
     [checks]                    # poppk check
     enabled = true
@@ -78,7 +80,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
             "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int,
-            "allow_unconverged": bool, "reuse": bool},
+            "allow_unconverged": bool, "reuse": bool, "workers": int, "scheduler_address": str},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
@@ -249,17 +251,21 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     if quick:
         draws, tune, chains = min(draws, 150), min(tune, 150), min(chains, 2)
     reuse = config.get("fit", "reuse", True)
+    workers, address = config.get("fit", "workers", 0), config.get("fit", "scheduler_address")
+    options = dict(draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
+                   sampler=config.get("fit", "sampler", "nutpie"), progress=False)
+    specs = {d or "model": candidate_spec(base, d, size_params, config.get("fit", "size_fraction")) for d in descriptors}
     fits: dict[str, Any] = {}
-    for d in descriptors:
-        name = d or "model"
-        spec = candidate_spec(base, d, size_params, config.get("fit", "size_fraction"))
+    if (workers or address) and len(specs) > 1:
+        fits = _fit_on_cluster(specs, data, options, out, reuse=reuse, workers=workers, address=address, echo=echo)
+    for name, spec in specs.items():
+        if name in fits:
+            continue
         echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
         t0 = time.perf_counter()
         where = out / "fits" / name
         before = saved_fingerprint(where) if reuse else None
-        f = fit(spec, data, draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
-                sampler=config.get("fit", "sampler", "nutpie"), progress=False,
-                file=where if reuse else None)
+        f = fit(spec, data, **options, file=where if reuse else None)
         reused = before is not None and f.settings.get("fingerprint") == before
         echo(f"   {time.perf_counter() - t0:.0f} s{' (the fit saved in ' + str(where) + ' matches: reused)' if reused else ''}; "
              f"{f.convergence().message()}")
@@ -304,6 +310,33 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
              "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
         return EXIT_UNCONVERGED
     return 0
+
+
+def _fit_on_cluster(specs: Mapping[str, Any], data: Any, options: Mapping[str, Any], out: Path, *, reuse: bool,
+                    workers: int, address: str | None, echo: Any) -> dict[str, Any]:
+    """The candidate fits at once on a dask cluster (:func:`poppk.model.fit_many`).
+
+    A local cluster's workers keep and reuse ``<out>/fits/<name>`` as a serial run
+    would.  With a remote scheduler every candidate is fitted there and saved here
+    (the workers' disks are not this one's; saved fits are not reused).
+    """
+    from poppk.model.runner import FitJob, fit_many
+
+    fits: dict[str, Any] = {}
+    jobs = [FitJob(name, spec, data, {**options, "file": out / "fits" / name if (reuse and not address) else None})
+            for name, spec in specs.items()]
+    where_run = f"the cluster at {address}" if address else f"{workers} local worker processes"
+    echo(f"\n== 2. fits {', '.join(repr(j.key) for j in jobs)} at once on {where_run}")
+    t0 = time.perf_counter()
+    for outcome in fit_many(jobs, workers=None if address else workers, address=address, errors="raise"):
+        f = outcome.fit
+        if address or not reuse:
+            f.save(out / "fits" / str(outcome.key))
+        echo(f"\n   '{outcome.key}': {outcome.seconds:.0f} s on {outcome.worker}; {f.convergence().message()}")
+        echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
+        fits[str(outcome.key)] = f
+    echo(f"   all {len(jobs)} in {time.perf_counter() - t0:.0f} s")
+    return {name: fits[name] for name in specs if name in fits}
 
 
 def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...], fraction: Any = None) -> Any:

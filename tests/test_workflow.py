@@ -10,11 +10,21 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_bundled_analysis_end_to_end(bundled_out):
+def test_bundled_analysis_end_to_end(bundled_out, tmp_path, capsys):
+    from pathlib import Path
+
     from poppk.cli import main
 
     out = bundled_out  # the notebooks' fit store is out/fits: fits they made are reused here, and vice versa
-    assert main(["run", "data/imgn853_analysis.toml", "--quick", "--out", str(out)]) == 0
+    # the bundled config with its candidate fits run at once on two local worker processes
+    bundled = Path("data/imgn853_analysis.toml").resolve()
+    text = bundled.read_text().replace('path = "imgn853_phase1.csv"', f'path = "{bundled.parent / "imgn853_phase1.csv"}"')
+    assert "\n[fit]\n" in text
+    config = tmp_path / "analysis.toml"
+    config.write_text(text.replace("\n[fit]\n", "\n[fit]\nworkers = 2\n", 1))
+    assert main(["run", str(config), "--quick", "--out", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "at once on 2 local worker processes" in log and "'ADJ':" in log
     # fits for each descriptor, reloadable
     from poppk import load_fit
 
