@@ -47,9 +47,14 @@ def test_constants() -> None:
 
 
 def test_docstring_examples_run() -> None:
-    result = doctest.testmod(bs, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 10
-    assert result.failed == 0
+    import importlib
+
+    attempted = 0
+    for name in ("inputs", "formulas", "descriptors"):
+        result = doctest.testmod(importlib.import_module(f"poppk.bodysize.{name}"), optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted >= 10
 
 
 # --------------------------------------------------------------------------
