@@ -94,11 +94,9 @@ def _loglik_idata(fit: Any, by: str) -> Any:
         if by == "observation":
             ll = ll_obs.to_dataset(name="y")
         else:
-            onehot = np.zeros((d.n_obs, d.n_subjects))
-            onehot[np.arange(d.n_obs), d.obs_subject] = 1.0
             import xarray as xr
 
-            per = xr.DataArray(ll_obs.values @ onehot, dims=("chain", "draw", "id"),
+            per = xr.DataArray(d.sum_by_subject(ll_obs.values), dims=("chain", "draw", "id"),
                                coords={"chain": ll_obs.chain.values, "draw": ll_obs.draw.values,
                                        "id": [str(s) for s in d.subject_ids]})
             ll = per.to_dataset(name="y_subject")

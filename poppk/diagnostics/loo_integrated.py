@@ -275,8 +275,6 @@ def integrate_subjects(
             val = np.broadcast_to(base[:, None, :], (s_n, m, n_sub))
         params[p] = val.reshape(s_n * m, n_sub)
     sig = {kk: v[idx] for kk, v in fit.sigma_draws().items()}
-    onehot = np.zeros((d.n_obs, n_sub))
-    onehot[np.arange(d.n_obs), d.obs_subject] = 1.0
 
     def per_subject(pred: np.ndarray, sl: slice) -> np.ndarray:
         rows = np.arange(sl.start, sl.stop) // m
@@ -285,7 +283,7 @@ def integrate_subjects(
             blq=d.blq[None, :] if d.has_blq else None, lloq=d.lloq[None, :],
             truncate_at_zero=spec.truncate_at_zero,
         )
-        return ll @ onehot
+        return d.sum_by_subject(ll)
 
     ll_cond = predict_draws(spec, d, params, transform=per_subject).reshape(s_n, m, n_sub)
     log_w = ll_cond + log_prior - log_q[None]

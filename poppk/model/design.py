@@ -84,6 +84,26 @@ class ModelDesign:
         """True if any BLQ record enters the likelihood (M3)."""
         return bool(self.blq.any())
 
+    def sum_by_subject(self, values: np.ndarray) -> np.ndarray:
+        """Sum per-observation values (last axis, ``n_obs``) within each subject.
+
+        Memory and time are linear in observations and subjects (no observation ×
+        subject matrix): ``(..., n_obs) -> (..., n_subjects)``.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[-1] != self.n_obs:
+            raise ValueError(f"expected {self.n_obs} observations on the last axis, got shape {values.shape}")
+        flat = values.reshape(-1, self.n_obs)
+        out = np.zeros((flat.shape[0], self.n_subjects))
+        if self.n_obs:
+            subj = np.asarray(self.obs_subject)
+            if np.any(subj[1:] < subj[:-1]):
+                order = np.argsort(subj, kind="stable")
+                subj, flat = subj[order], flat[:, order]
+            present, starts = np.unique(subj, return_index=True)
+            out[:, present] = np.add.reduceat(flat, starts, axis=1)
+        return out.reshape(values.shape[:-1] + (self.n_subjects,))
+
 
 def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fast: bool = True) -> ModelDesign:
     """Build the :class:`ModelDesign` of ``data`` for ``spec``.

@@ -233,9 +233,7 @@ class Fit:
     def add_log_likelihood(self) -> None:
         """Attach ``log_likelihood`` (per observation ``y`` and per subject ``y_subject``)."""
         ll = self.pointwise_loglik()
-        onehot = np.zeros((self.design.n_obs, self.design.n_subjects))
-        onehot[np.arange(self.design.n_obs), self.design.obs_subject] = 1.0
-        per_subject = xr.DataArray(ll.values @ onehot, dims=("chain", "draw", "id"),
+        per_subject = xr.DataArray(self.design.sum_by_subject(ll.values), dims=("chain", "draw", "id"),
                                    coords={"chain": ll.chain.values, "draw": ll.draw.values})
         per_subject = per_subject.assign_coords(id=[str(s) for s in self.design.subject_ids])
         ds = xr.Dataset({"y": ll, "y_subject": per_subject})

@@ -17,3 +17,24 @@ def test_unrolled_mvn_logp_equals_scipy():
         val = pytensor.function([xs, Ls], _mvn_chol_logp(pt, xs, Ls, k))(x, L)
         expected = stats.multivariate_normal(np.zeros(k), cov).logpdf(x).sum()
         np.testing.assert_allclose(val, expected, rtol=1e-10)
+
+
+def test_sum_by_subject_equals_the_one_hot_product_in_any_order():
+    """Per-subject sums of per-observation values (log likelihood): linear memory, any record order."""
+    from types import SimpleNamespace
+
+    from poppk.model.design import ModelDesign
+
+    rng = np.random.default_rng(0)
+    for shuffle in (False, True):
+        subj = np.sort(rng.integers(0, 7, 60))
+        subj[subj == 3] = 4  # a subject with no observation sums to 0
+        if shuffle:
+            subj = rng.permutation(subj)
+        d = SimpleNamespace(obs_subject=subj, n_obs=60, n_subjects=8)
+        v = rng.normal(size=(2, 3, 60))
+        onehot = np.zeros((60, 8))
+        onehot[np.arange(60), subj] = 1.0
+        got = ModelDesign.sum_by_subject(d, v)
+        np.testing.assert_allclose(got, v @ onehot, atol=1e-12)
+        assert got.shape == (2, 3, 8) and np.all(got[..., 3] == 0)
