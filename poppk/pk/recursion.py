@@ -138,11 +138,11 @@ def recursion_plan(
     dose_ii[flat_i] = m["ii"][mask]
     end_all = dose_time + dose_dur
 
-    chains: list[np.ndarray] = []
-    for s in range(n_subjects):
-        d = used[np.asarray(dose_subject)[used] == s]
-        order = np.lexsort((d, end_all[d]))
-        chains.append(d[order])
+    # one sort by (subject, end time, dose index), split by subject: linear in subjects
+    used_subject = np.asarray(dose_subject)[used]
+    by = used[np.lexsort((used, end_all[used], used_subject))]
+    bounds = np.searchsorted(np.asarray(dose_subject)[by], np.arange(n_subjects + 1))
+    chains: list[np.ndarray] = [by[bounds[s]:bounds[s + 1]] for s in range(n_subjects)]
     width = max(1, max((len(c) for c in chains), default=1))
     pos = np.full(len(dose_time), -1, dtype=np.int64)
     end = np.zeros((n_subjects, width))
