@@ -7,7 +7,10 @@ effect -- and each is analysed with poppk's default workflow: fits with TBW,
 AIBW and the adjusted size model (IBW + f·(TBW − IBW), f estimated),
 leave-one-subject-out LOO stacking weights, simulation of 6 mg/kg TBW and
 6 mg/kg AIBW (Q3W, 90-min infusion) from every fit for a virtual population
-resampled from the trial, and the stacking-weighted average.  The truth is the
+resampled from the trial, and the stacking-weighted average.  The candidates
+carry their size covariate on ``--size-parameters`` (default ``CL,V1``, the
+workflow's default; ``CL,V1,Q,V2`` also scales Q and V2, as every truth does,
+with one exponent per parameter).  The truth is the
 variance ratio in the population the trial is a sample of: 200,000 women
 drawn from the generator's demographic distribution, with the true
 parameters.
@@ -20,14 +23,24 @@ what an analyst who picks one fit would report.  Replicates whose fits did
 not converge are kept (the workflow's answer is what a user gets) and counted.
 
 Every replicate's result is cached as JSON under ``--cache`` (resumable; a run
-can span sessions and machines).  Replicates run in parallel on a
-``dask.distributed`` cluster: ``--workers N`` starts a LocalCluster of N
-single-threaded processes here, ``--scheduler tcp://host:8786`` uses a
-remote one (each worker needs poppk installed); ``--workers 0`` runs
-serially in this process.
+can span sessions and machines).  The default cache is ``benchmarks/calibration``
+for ``CL,V1`` and ``benchmarks/calibration_size4`` for ``CL,V1,Q,V2`` (another set:
+``benchmarks/calibration_size_<P1>-<P2>...``), so replicates of different
+candidate sets never mix; the replicates of a non-default set record it and the
+report refuses a cache holding another set.  The true ratios do not depend on
+the candidates: a cache without them reads those of ``benchmarks/calibration``.
+The trial of replicate r under a truth (and the fits' seeds) is the same for
+every parameter set, so the studies are paired replicate by replicate.
+
+Replicates run in parallel on a ``dask.distributed`` cluster: ``--workers N``
+starts a LocalCluster of N single-threaded processes here, ``--scheduler
+tcp://host:8786`` uses a remote one (each worker needs poppk installed);
+``--workers 0`` runs serially in this process.
 
     .venv/bin/python benchmarks/calibrate_ratio.py --replicates 20 --workers 1
     .venv/bin/python benchmarks/calibrate_ratio.py --report-only      # tables from the cache
+    .venv/bin/python benchmarks/calibrate_ratio.py --size-parameters CL,V1,Q,V2 --replicates 5 --workers 0
+    .venv/bin/python benchmarks/calibrate_ratio.py --size-parameters CL,V1,Q,V2 --report-only
 """
 
 from __future__ import annotations
@@ -62,6 +75,10 @@ EXPANSION = {5.0: 14, 6.0: 15}
 STRATEGIES = {"6 mg/kg TBW": "6 mg/kg", "6 mg/kg AIBW": "6 mg/kg AIBW"}
 METRICS = ("cmax_c1", "auc_c1")
 CANDIDATES = ("TBW", "AIBW", "ADJ")
+#: Parameters the candidates' size covariate may scale, and the workflow's default (the committed study's).
+SIZE_PARAMETERS = ("CL", "V1", "Q", "V2")
+DEFAULT_SIZE_PARAMETERS = ("CL", "V1")
+DEFAULT_CACHE = ROOT / "benchmarks" / "calibration"
 #: Bump when the generator's population, the truth's model or the schedule change (cached truths are keyed by it).
 TRUTH_VERSION = 1
 
@@ -78,6 +95,7 @@ class Settings:
     n_truth: int = 200_000
     ci: float = 0.9
     cohort_scale: float = 1.0  # multiplies every cohort size (the tests' one-trial version uses fewer patients)
+    size_parameters: tuple[str, ...] = DEFAULT_SIZE_PARAMETERS  # scaled by every candidate's size covariate
 
     def cohorts(self) -> tuple[dict[float, int], dict[float, int]]:
         """Escalation and expansion cohort sizes."""
@@ -165,8 +183,8 @@ def run_replicate(truth: str, rep: int, settings: Settings) -> dict[str, Any]:
     base = base_spec()
     fits, conv = {}, {}
     for d in CANDIDATES:
-        f = fit(candidate_spec(base, d, ("CL", "V1")), data, draws=settings.draws, tune=settings.tune,
-                chains=settings.chains, seed=rep, progress=False, warn=False)
+        f = fit(candidate_spec(base, d, tuple(settings.size_parameters)), data, draws=settings.draws,
+                tune=settings.tune, chains=settings.chains, seed=rep, progress=False, warn=False)
         fits[d] = f
         c = f.convergence()
         conv[d] = {"ok": bool(c.ok), "max_r_hat": float(c.table["r_hat"].max()), "divergences": int(c.divergences)}
@@ -178,6 +196,7 @@ def run_replicate(truth: str, rep: int, settings: Settings) -> dict[str, Any]:
     tab = answer.strategies
     out: dict[str, Any] = {"truth": truth, "rep": rep, "seed": seed, "n_subjects": int(data.n_subjects),
                            "weights": weights, "convergence": conv,
+                           **_size_record(settings.size_parameters),
                            "elpd": {str(k): float(v) for k, v in cmp["elpd"].items()},
                            "n_k_unhandled": {str(k): int(v) for k, v in cmp["n_k_unhandled"].items()}
                            if "n_k_unhandled" in cmp else {},
@@ -195,10 +214,36 @@ def run_replicate(truth: str, rep: int, settings: Settings) -> dict[str, Any]:
     return out
 
 
-def _failure(truth: str, rep: int, exc: BaseException) -> dict[str, Any]:
+def _failure(truth: str, rep: int, exc: BaseException,
+             size_parameters: tuple[str, ...] = DEFAULT_SIZE_PARAMETERS) -> dict[str, Any]:
     """The record of a replicate whose analysis raised (counted in the table as n_failed)."""
     print(f"  {truth} rep {rep} FAILED: {exc!r}", flush=True)
-    return {"truth": truth, "rep": rep, "failed": True, "error": repr(exc), "seconds": float("nan")}
+    return {"truth": truth, "rep": rep, "failed": True, "error": repr(exc), "seconds": float("nan"),
+            **_size_record(size_parameters)}
+
+
+def parse_size_parameters(text: str) -> tuple[str, ...]:
+    """``"CL,V1,Q,V2"`` -> the parameters in the order of SIZE_PARAMETERS (ValueError if unknown or none)."""
+    names = {p.strip().upper() for p in text.split(",") if p.strip()}
+    bad = sorted(names - set(SIZE_PARAMETERS))
+    if bad or not names:
+        raise ValueError(f"size parameters {sorted(names)}: choose one or more of {list(SIZE_PARAMETERS)}")
+    return tuple(p for p in SIZE_PARAMETERS if p in names)
+
+
+def default_cache(size_parameters: tuple[str, ...]) -> Path:
+    """The cache of a candidate set: the committed study's for the default, its own directory otherwise."""
+    if tuple(size_parameters) == DEFAULT_SIZE_PARAMETERS:
+        return DEFAULT_CACHE
+    if tuple(size_parameters) == SIZE_PARAMETERS:
+        return ROOT / "benchmarks" / "calibration_size4"
+    return ROOT / "benchmarks" / f"calibration_size_{'-'.join(size_parameters)}"
+
+
+def _size_record(size_parameters: tuple[str, ...]) -> dict[str, Any]:
+    """The candidate set in a replicate's record (left out for the default: its records predate the option)."""
+    sp = list(size_parameters)
+    return {} if tuple(sp) == DEFAULT_SIZE_PARAMETERS else {"size_parameters": sp}
 
 
 def _cache_path(cache: Path, truth: str, rep: int) -> Path:
@@ -266,8 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truths", default=",".join(TRUTHS), help=f"comma-separated, of {list(TRUTHS)}")
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--first", type=int, default=0, help="first replicate index")
-    ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "calibration"),
-                    help="one JSON per replicate (committed, so a study resumes in a later session)")
+    ap.add_argument("--size-parameters", default=",".join(DEFAULT_SIZE_PARAMETERS),
+                    help=f"comma-separated, of {list(SIZE_PARAMETERS)}: what the candidates' size covariate scales")
+    ap.add_argument("--cache", default=None,
+                    help="one JSON per replicate (committed, so a study resumes in a later session); default "
+                         "benchmarks/calibration for CL,V1, benchmarks/calibration_size4 for CL,V1,Q,V2")
     ap.add_argument("--workers", type=int, default=1, help="LocalCluster processes (0: serial, in this process)")
     ap.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
     ap.add_argument("--chains", type=int, default=4)
@@ -279,13 +327,20 @@ def main(argv: list[str] | None = None) -> int:
     bad = [t for t in truths if t not in TRUTHS]
     if bad:
         ap.error(f"unknown truths {bad}; choose from {list(TRUTHS)}")
-    settings = Settings(chains=args.chains, tune=args.tune, draws=args.draws)
-    cache = Path(args.cache)
+    try:
+        size_parameters = parse_size_parameters(args.size_parameters)
+    except ValueError as err:
+        ap.error(str(err))
+    settings = Settings(chains=args.chains, tune=args.tune, draws=args.draws, size_parameters=size_parameters)
+    cache = Path(args.cache) if args.cache else default_cache(size_parameters)
     t0 = time.perf_counter()
 
     truth_values = {}
     for t in truths:
-        path = cache / "truth" / f"{t.replace('^', 'pow')}_n{settings.n_truth}_v{TRUTH_VERSION}.json"
+        name = f"{t.replace('^', 'pow')}_n{settings.n_truth}_v{TRUTH_VERSION}.json"
+        path = cache / "truth" / name
+        if not path.is_file() and (DEFAULT_CACHE / "truth" / name).is_file():
+            path = DEFAULT_CACHE / "truth" / name  # the truth does not depend on the candidates: shared
         if not path.is_file():
             _write_json(path, true_ratio(t, settings))
         truth_values[t] = json.loads(path.read_text())
@@ -300,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     res = run_replicate(t, r, settings)
                 except Exception as exc:  # noqa: BLE001 - recorded and counted, the study goes on
-                    res = _failure(t, r, exc)
+                    res = _failure(t, r, exc, size_parameters)
                 _write_json(_cache_path(cache, t, r), res)
                 print(f"  {t} rep {r}: {res['seconds']:.0f} s", flush=True)
         else:
@@ -315,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         res = fut.result()
                     except Exception as exc:  # noqa: BLE001 - recorded and counted, the study goes on
-                        res = _failure(t, r, exc)
+                        res = _failure(t, r, exc, size_parameters)
                     _write_json(_cache_path(cache, t, r), res)
                     print(f"  {t} rep {r}: {res['seconds']:.0f} s", flush=True)
             if cluster is not None:
@@ -324,9 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("no cached replicates yet")
         return 0
+    mixed = sorted({r["truth"] for r in results
+                    if tuple(r.get("size_parameters", DEFAULT_SIZE_PARAMETERS)) != size_parameters})
+    if mixed:
+        print(f"{cache} holds replicates (truths {mixed}) of another --size-parameters than "
+              f"{','.join(size_parameters)}")
+        return 2
     table = summarize(results, truth_values)
     pd.set_option("display.width", 200)
-    print(f"\n{len(results)} replicates; {asdict(settings)}")
+    print(f"\n{len(results)} replicates in {cache}; {asdict(settings)}")
     print(table.round(3).to_string())
     secs = [r["seconds"] for r in results if not r.get("failed")]
     print(f"\nper replicate: median {np.median(secs):.0f} s (3 fits + LOO + simulations); "
