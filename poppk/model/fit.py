@@ -452,6 +452,11 @@ def fit(
     if key is not None:
         settings["fingerprint"] = key
     result = Fit(idata=idata, spec=spec, data=data, settings=settings, _design=design)
+    from poppk.model.persist import fit_attrs
+
+    # the spec, data and settings in the InferenceData from the start: fit.idata.to_netcdf()
+    # alone is a file that rebuilds the fit (poppk.model.persist.fit_from_idata)
+    idata.attrs.update(fit_attrs(result))
     if log_likelihood:
         result.add_log_likelihood()
     if file is not None:

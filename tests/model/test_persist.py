@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from poppk.errors import FitError
@@ -84,3 +85,17 @@ def test_unknown_version_is_refused(saved, tmp_path):
     (new / "fit.json").write_text(json.dumps(meta))
     with pytest.raises(FitError, match="version 99"):
         load_fit(new)
+
+
+def test_a_fresh_fit_idata_alone_rebuilds_the_fit(small_fit, tmp_path):
+    """The spec, data and settings are in ``fit.idata.attrs`` from the fit on, before any save."""
+    import arviz as az
+
+    from poppk.model.persist import fit_from_idata
+
+    path = tmp_path / "fit.nc"
+    small_fit.idata.to_netcdf(str(path), engine="h5netcdf")
+    rebuilt = fit_from_idata(az.from_netcdf(str(path), engine="h5netcdf"), source=str(path))
+    assert rebuilt.spec == small_fit.spec
+    pd.testing.assert_frame_equal(rebuilt.data.observations, small_fit.data.observations)
+    assert rebuilt.settings["seed"] == small_fit.settings["seed"]
