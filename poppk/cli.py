@@ -14,6 +14,7 @@ and call it from :func:`build_parser`.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -378,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, usage errors
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else EXIT_ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
+    from poppk.progress import to_stderr
+
+    to_stderr(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)  # progress on stderr; results on stdout
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

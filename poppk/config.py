@@ -219,7 +219,7 @@ def read_data(config: AnalysisConfig) -> Any:
 
 
 def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick: bool = False,
-                 echo: Any = print) -> int:
+                 echo: Any = None) -> int:
     """Run every configured step; write results under the output directory.
 
     Parameters
@@ -231,11 +231,15 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     quick
         Few draws everywhere (a smoke test, not for inference).
     echo
-        Where progress lines go.
+        Where progress lines go (default :func:`poppk.progress.echo`: logging,
+        which ``poppk run`` shows on stderr).
     """
     from poppk.data import format_summary, summarize
     from poppk.model import ModelSpec, fit
     from poppk.model.reuse import saved_fingerprint
+    from poppk.progress import echo as log_echo
+
+    echo = echo or log_echo
 
     out = Path(out or config.get("output", "dir", "out"))
     out.mkdir(parents=True, exist_ok=True)

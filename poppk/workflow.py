@@ -61,7 +61,7 @@ def bundled_analysis_path() -> Path:
     return bundled_trial_path().with_name("imgn853_analysis.toml")
 
 
-def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = print) -> int:
+def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = None) -> int:
     """Run the whole analysis of the bundled trial and write results to ``out``.
 
     The steps are those of ``data/imgn853_analysis.toml`` run by
@@ -76,7 +76,7 @@ def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = print)
     quick
         Few draws (a smoke test, not for inference).
     echo
-        Where progress lines go.
+        Where progress lines go (default: logging, see :mod:`poppk.progress`).
     """
     from poppk.config import load_config, run_analysis
 
@@ -98,7 +98,7 @@ class SimulationStep:
 
 
 def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Path, *, quick: bool = False,
-                    echo: Any = print) -> SimulationStep:
+                    echo: Any = None) -> SimulationStep:
     """Step 5 of ``poppk run``: simulate the strategies, from one fit or averaged over all.
 
     With several fits and ``simulate.fit = "averaged"`` (the default then), every
@@ -108,6 +108,9 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
     simulation report goes to ``simulation/<model>/`` and the averaged answer
     to ``simulation/``.
     """
+    from poppk.progress import echo as log_echo
+
+    echo = echo or log_echo
     import pandas as pd
 
     from poppk.config import shrink_population
@@ -166,10 +169,13 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
 
 
 def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: SimulationStep, out: Path, *,
-                echo: Any = print) -> dict[str, Path]:
+                echo: Any = None) -> dict[str, Path]:
     """Step 6 of ``poppk run``: one report: parameters, convergence, the checks of step 3
     (``out/checks/<fit>``, embedded), model comparison, covariates and the (averaged) dosing answer."""
+    from poppk.progress import echo as log_echo
     from poppk.report import export_covariate_report
+
+    echo = echo or log_echo
 
     target = fits.get(step.fit_name, next(iter(fits.values())))
     checks = out / "checks" / (step.fit_name if step.fit_name in fits else next(iter(fits)))  # step 3's output

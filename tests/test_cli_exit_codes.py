@@ -109,7 +109,7 @@ def test_run_exit_codes(files, monkeypatch, capsys):
     made = _use_fit(monkeypatch, ok=False)
     assert main(["run", str(_analysis(files)), "--out", out]) == EXIT_UNCONVERGED
     assert made[0].saved == [Path(out) / "fits" / "model"]
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err
     assert "fit 'model' did not converge" in text and "omega_corr[CL,V1]" in text
     assert main(["run", str(_analysis(files)), "--out", out, "--allow-unconverged"]) == 0
     assert main(["run", str(_analysis(files, "allow_unconverged = true")), "--out", out]) == 0

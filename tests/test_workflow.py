@@ -23,8 +23,9 @@ def test_bundled_analysis_end_to_end(bundled_out, tmp_path, capsys):
     config = tmp_path / "analysis.toml"
     config.write_text(text.replace("\n[fit]\n", "\n[fit]\nworkers = 2\n", 1))
     assert main(["run", str(config), "--quick", "--out", str(out)]) == 0
-    log = capsys.readouterr().out
+    log = capsys.readouterr().err  # progress goes to stderr (logging), stdout stays for results
     assert "at once on 2 local worker processes" in log and "'ADJ':" in log
+    assert "VPC (time after dose)" in log and "PSIS-LOO per subject" in log
     # fits for each descriptor, reloadable
     from poppk import load_fit
 

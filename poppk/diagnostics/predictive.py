@@ -132,7 +132,9 @@ def _prior_population(spec: Any, design: Any, n_draws: int, seed: int) -> xr.Dat
         names.append("omega_corr")
     import warnings
 
-    with model, warnings.catch_warnings():
+    from poppk.progress import quiet_pymc
+
+    with model, warnings.catch_warnings(), quiet_pymc():
         # the model's Potentials are the likelihood (and, in other parametrisations, the density of η):
         # neither is a prior of the population parameters drawn here
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)

@@ -7,6 +7,7 @@ directory renamed into place), so a reader never sees a half-written file.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -16,6 +17,8 @@ import pandas as pd
 
 from poppk.diagnostics._common import DiagnosticsError
 from poppk.io import atomic_write_text, atomic_writer
+
+_LOG = logging.getLogger("poppk.checks")
 
 __all__ = ["write_checks", "FIGURE_FORMATS"]
 
@@ -125,7 +128,10 @@ def write_checks(
         for fmt in formats:
             figures.append(_fig(fig, out / f"{name}.{fmt}", fmt, dpi))
 
-    sims = simulate_observations(fit, n_draws=n_draws, new_subjects=True, seed=seed)
+    from poppk.progress import step
+
+    with step(f"{n_draws} replicate studies for the VPCs and NPDE", "poppk.checks"):
+        sims = simulate_observations(fit, n_draws=n_draws, new_subjects=True, seed=seed)
 
     # VPCs
     variants: list[tuple[str, dict[str, Any], Iterable[tuple[str, bool]]]] = [
@@ -138,13 +144,15 @@ def write_checks(
         label = stratify if isinstance(stratify, str) else getattr(stratify, "__name__", "stratified")
         variants.append((f"vpc_{label}", {"time": "tafd", "stratify": stratify}, ((f"vpc_{label}_log", True),)))
     for name, kw, figs in variants:
-        tab = vpc_table(fit, simulations=sims, bins=bins, n_bins=n_bins, **kw)
-        tables.append(_csv(tab, out / f"{name}.csv"))
-        obs = vpc_observations(fit, bins=bins, n_bins=n_bins, **kw)
-        for fig_name, log in figs:
-            save(plots.plot_vpc(tab, obs, log_y=log), fig_name)
+        with step(name.upper().replace("_TAD", " (time after dose)"), "poppk.checks"):
+            tab = vpc_table(fit, simulations=sims, bins=bins, n_bins=n_bins, **kw)
+            tables.append(_csv(tab, out / f"{name}.csv"))
+            obs = vpc_observations(fit, bins=bins, n_bins=n_bins, **kw)
+            for fig_name, log in figs:
+                save(plots.plot_vpc(tab, obs, log_y=log), fig_name)
 
     # GOF and NPDE
+    _LOG.info("   GOF, NPDE, shrinkage, random effects, individual fits")
     gof = gof_table(fit, simulations=sims, seed=seed)
     tables.append(_csv(gof, out / "gof.csv"))
     tests = npde_tests(gof)
@@ -182,6 +190,7 @@ def write_checks(
             runs.remove(("subject", "integrated"))
         per_subject = None
         for by, method in runs:
+            _LOG.info("   PSIS-LOO per %s%s", by, "" if method == "psis" else f" ({method})")
             res = psis_loo(fit, by, method=method, seed=seed)
             pw = loo_pointwise(res)
             label = by if method == "psis" else f"{by} ({method})"
@@ -211,6 +220,7 @@ def write_checks(
         from poppk.diagnostics.predictive import add_predictive_groups, loo_pit, pit_table, prior_fit
         from poppk.diagnostics.prior_check import prior_vpc_table
 
+        _LOG.info("   LOO-PIT and the prior predictive VPC")
         add_predictive_groups(fit, seed=seed)
         hist, ecdf = pit_table(loo_pit(fit, seed=seed))
         tables.append(_csv(hist, out / "loo_pit.csv"))
