@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.poppk-installed
 OUT    ?= out
 
-.PHONY: demo test test-fast install clean notebooks
+.PHONY: demo test test-fast install clean notebooks lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +28,12 @@ notebooks: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Pin what is installed now (after a deliberate upgrade within pyproject's ranges, and a green `make test`).
+lock: $(STAMP)
+	( echo "# Exact versions of every dependency, as tested (make installs with -c constraints.txt);"; \
+	  echo "# the compatible ranges stay in pyproject.toml. Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable ) > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
