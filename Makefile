@@ -29,11 +29,14 @@ notebooks: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Pin what is installed now (after a deliberate upgrade within pyproject's ranges, and a green `make test`).
-lock: $(STAMP)
+# Upgrade within pyproject's ranges and pin the result (then run `make test` before committing it).
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
 	( echo "# Exact versions of every dependency, as tested (make installs with -c constraints.txt);"; \
 	  echo "# the compatible ranges stay in pyproject.toml. Regenerate with: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable ) > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
+	touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -322,6 +322,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="override [output].dir")
     p.add_argument("--quick", action="store_true",
                    help="few draws everywhere (a smoke test: non-convergence is reported but exits 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (warnings and errors only)")
     _add_allow_unconverged(p)
     p.set_defaults(func=_run)
 
@@ -339,6 +340,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
                               "compare, simulate dosing strategies and write a report to OUT.")
     p.add_argument("--out", default="out", metavar="DIR")
     p.add_argument("--quick", action="store_true", help="fewer draws (a smoke test)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (warnings and errors only)")
     p.set_defaults(func=_demo)
 
 

@@ -238,7 +238,9 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     from poppk.model import ModelSpec, fit
     from poppk.model.reuse import saved_fingerprint
     from poppk.progress import echo as log_echo
+    from poppk.progress import error as log_error
 
+    alarm = echo or log_error  # the lines that explain a non-zero exit
     echo = echo or log_echo
 
     out = Path(out or config.get("output", "dir", "out"))
@@ -309,8 +311,8 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         from poppk.cli import EXIT_UNCONVERGED
 
         for name, rep in unconverged.items():
-            echo(f"error: fit '{name}' did not converge ({'; '.join(rep.problems)})")
-        echo(f"every output was written all the same; exit code {EXIT_UNCONVERGED}. Run longer ([fit] tune, draws) "
+            alarm(f"error: fit '{name}' did not converge ({'; '.join(rep.problems)})")
+        alarm(f"every output was written all the same; exit code {EXIT_UNCONVERGED}. Run longer ([fit] tune, draws) "
              "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
         return EXIT_UNCONVERGED
     return 0
@@ -324,21 +326,35 @@ def _fit_on_cluster(specs: Mapping[str, Any], data: Any, options: Mapping[str, A
     would.  With a remote scheduler every candidate is fitted there and saved here
     (the workers' disks are not this one's; saved fits are not reused).
     """
-    from poppk.model.runner import FitJob, fit_many
+    import warnings
+
+    from poppk.errors import ConvergenceWarning, FitError
+    from poppk.model.runner import FitJob, iter_fits
 
     fits: dict[str, Any] = {}
-    jobs = [FitJob(name, spec, data, {**options, "file": out / "fits" / name if (reuse and not address) else None})
+    where = Path(out).resolve()  # workers need not share this process's working directory
+    jobs = [FitJob(name, spec, data, {**options, "file": where / "fits" / name if (reuse and not address) else None})
             for name, spec in specs.items()]
     where_run = f"the cluster at {address}" if address else f"{workers} local worker processes"
     echo(f"\n== 2. fits {', '.join(repr(j.key) for j in jobs)} at once on {where_run}")
     t0 = time.perf_counter()
-    for outcome in fit_many(jobs, workers=None if address else workers, address=address, errors="raise"):
+    failed = []
+    for outcome in iter_fits(jobs, workers=None if address else workers, address=address):  # as they finish
+        if not outcome.ok:
+            failed.append(f"{outcome.key!r}: {outcome.error}")
+            echo(f"\n   '{outcome.key}' failed: {outcome.error}")
+            continue
         f = outcome.fit
         if address or not reuse:
-            f.save(out / "fits" / str(outcome.key))
-        echo(f"\n   '{outcome.key}': {outcome.seconds:.0f} s on {outcome.worker}; {f.convergence().message()}")
+            f.save(where / "fits" / str(outcome.key))
+        report = f.convergence()
+        echo(f"\n   '{outcome.key}': {outcome.seconds:.0f} s on {outcome.worker}; {report.message()}")
         echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
+        if not report.ok:  # the worker's own warning stays on the worker: say it here
+            warnings.warn(f"fit '{outcome.key}': {report.message()}", ConvergenceWarning, stacklevel=2)
         fits[str(outcome.key)] = f
+    if failed:
+        raise FitError(f"{len(failed)} of {len(jobs)} fits failed -- {'; '.join(failed)}")
     echo(f"   all {len(jobs)} in {time.perf_counter() - t0:.0f} s")
     return {name: fits[name] for name in specs if name in fits}
 

@@ -1,10 +1,11 @@
 """Progress messages of long steps, through :mod:`logging` (logger ``"poppk"``).
 
-Library code reports what it is doing with :func:`echo` (INFO on
-``poppk.run``) or :func:`step` (a step's name and, when it ends, its time);
-nothing is shown unless logging is configured, as for any library.  The
-command line (:func:`poppk.cli.main`) calls :func:`to_stderr`, so ``poppk run``
-and ``poppk demo`` show every step on stderr and keep stdout for results.
+The steps of an analysis report what they are doing with :func:`echo` (INFO on
+``poppk.run``) and :func:`step` (a step's name and, when it ends, its time).
+Where logging is configured (any handler on ``poppk`` or the root logger:
+the command line's :func:`to_stderr`, an application's own set-up, pytest)
+the messages go through it; where it is not (a notebook, a plain script),
+:func:`echo` prints to stderr, so ``run_analysis`` is not silent by default.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["echo", "step", "to_stderr", "quiet_pymc"]
+__all__ = ["echo", "error", "step", "to_stderr", "quiet_pymc"]
 
 _RUN = logging.getLogger("poppk.run")
 
 
 def echo(message: str = "") -> None:
-    """One progress line (INFO on ``poppk.run``)."""
-    _RUN.info(message)
+    """One progress line: INFO on ``poppk.run`` where logging is configured, else to stderr."""
+    if _RUN.hasHandlers():
+        _RUN.info(message)
+    else:
+        print(message, file=sys.stderr)
+
+
+def error(message: str) -> None:
+    """A line that explains a failure: ERROR on ``poppk.run`` (shown even with ``--quiet``), else stderr."""
+    if _RUN.hasHandlers():
+        _RUN.error(message)
+    else:
+        print(message, file=sys.stderr)
 
 
 @contextmanager
@@ -58,7 +70,6 @@ def to_stderr(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
-    logger.propagate = False
 
 
 @contextmanager

@@ -14,6 +14,9 @@ SHARED = REPO.parent / "shared"
 BENCHMARK_CSV = SHARED / "benchmarks" / "iv_2cmt_multiple_dose.csv"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# compiled model structures: a store of the test runs' own (inherited by subprocesses, notebook
+# kernels and dask workers), kept between local runs, never the user's ~/.cache/poppk
+os.environ.setdefault("POPPK_COMPILE_CACHE", str(REPO / ".pytest_compile_store"))
 
 
 @pytest.fixture(scope="session")

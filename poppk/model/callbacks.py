@@ -14,11 +14,15 @@ is loaded.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 import numpy as np
 
 from poppk.errors import ModelSpecError
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = ["callback", "user_data"]
 
@@ -151,9 +155,10 @@ def callback(kind: str, inner: Any, layout: list[tuple[str, int]], needed: list[
     dtypes
         Their dtypes.
     cache_key
-        Keep the compiled callback in numba's disk cache under this key (it must
-        identify ``inner``'s signature, ``layout``, ``needed`` and ``dtypes``);
-        ``None`` compiles in memory only.
+        Keep the compiled callback in numba's disk cache under this key, extended
+        by a hash of the source, the dtypes and ``inner``'s signature (so an entry
+        never serves another layout); ``None``, or PyTensor's numba cache turned
+        off, compiles in memory only.
 
     Returns
     -------
@@ -162,20 +167,35 @@ def callback(kind: str, inner: Any, layout: list[tuple[str, int]], needed: list[
     import numba
     from nutpie.compile_pymc import address_as_void_pointer
 
-    symbol = None if cache_key is None else f"poppk_{cache_key}_{kind}"
+    source = _callback_source(kind, layout, needed)
+    if cache_key is not None:
+        from pytensor import config
+
+        if not config.numba__cache:  # PyTensor's numba cache (where the callback would go) is off
+            cache_key = None
+    symbol = None
+    if cache_key is not None:
+        # the key names what the machine code depends on, not only the structure: the source
+        # (user_data layout, argument order), the dtypes and inner's compiled signature
+        cres = next(iter(inner.overloads.values()))
+        what = f"{kind}|{source}|{[np.dtype(d).str for d in dtypes]}|{cres.signature}"
+        symbol = f"poppk_{cache_key}_{hashlib.sha256(what.encode()).hexdigest()[:16]}_{kind}"
     env: dict[str, Any] = {"np": np, "carray": numba.carray, "void_pointer": address_as_void_pointer,
                            "inner": _address_proxy(inner, symbol)}
     env.update({f"dtype{i}": np.dtype(d) for i, d in enumerate(dtypes)})
-    source = _callback_source(kind, layout, needed)
-    if cache_key is None:
-        exec(source, env)
-        return numba.cfunc(_c_signature(5 if kind == "logp" else 6))(env["callback"])
-    from pytensor.link.numba.cache import compile_numba_function_src
+    signature = _c_signature(5 if kind == "logp" else 6)
+    if symbol is not None:
+        from pytensor.link.numba.cache import compile_numba_function_src
 
-    # globals of a real module: numba pickles the callback's environment by module name
-    env["__name__"] = __name__
-    fn = compile_numba_function_src(source, "callback", env, cache_key=f"{symbol}_v1")
-    return numba.cfunc(_c_signature(5 if kind == "logp" else 6), cache=True)(fn)
+        # globals of a real module: numba pickles the callback's environment by module name
+        env["__name__"] = __name__
+        fn = compile_numba_function_src(source, "callback", env, cache_key=f"{symbol}_v1")
+        try:
+            return numba.cfunc(signature, cache=True)(fn)
+        except RuntimeError as err:  # no cache locator (numba's caching unavailable here)
+            _LOG.info("callback not cached (%s); compiling it in memory", err)
+    exec(source, env)
+    return numba.cfunc(signature)(env["callback"])
 
 
 def user_data(arrays: list[np.ndarray]) -> np.ndarray:

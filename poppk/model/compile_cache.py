@@ -57,6 +57,7 @@ __all__ = ["structure_key", "compile_nutpie", "cache_info", "clear_cache", "logp
 
 _LOCK = threading.RLock()
 _CACHE: dict[tuple[Any, ...], "_Compiled"] = {}
+_COMPILING: dict[tuple[Any, ...], threading.Lock] = {}  # one thread compiles a key, the others wait
 _STATS = {"hits": 0, "misses": 0}
 
 
@@ -190,19 +191,27 @@ def compile_nutpie(
     positions = {name: f"coef{i}" for i, (name, _) in enumerate(spec.coefficients)}
     key = (structure_key(spec, design), values_inputs.signature(), tuple(positions.get(v, v) for v in var_names),
            jitter)
-    compiled = None
+    def template() -> Any:
+        return build_model(spec, design=design, init=init, inputs=GraphInputs(shared=True))
+
+    source = "memory"  # or "disk" / "compiled": where a structure not in memory came from
     if cache:
         with _LOCK:
             compiled = _CACHE.get(key)
-            _STATS["hits" if compiled is not None else "misses"] += 1
-    status = "hit" if compiled is not None else ("miss" if cache else "off")
-    if compiled is None:
-        compiled, source = _compile(key, lambda: build_model(spec, design=design, init=init,
-                                                             inputs=GraphInputs(shared=True)),
-                                    list(var_names), use_store=cache)
-        if cache:
-            with _LOCK:
-                compiled = _CACHE.setdefault(key, compiled)
+            gate = _COMPILING.setdefault(key, threading.Lock()) if compiled is None else None
+        if gate is not None:
+            with gate:  # one thread compiles a key; others wait for it and take its result
+                compiled = _CACHE.get(key)
+                if compiled is None:
+                    compiled, source = _compile(key, template, list(var_names), values_inputs.values(), use_store=True)
+                    with _LOCK:
+                        _CACHE[key] = compiled
+        with _LOCK:
+            _STATS["hits" if source == "memory" else "misses"] += 1
+        status = "hit" if source == "memory" else "miss"
+    else:
+        compiled, source = _compile(key, template, list(var_names), values_inputs.values(), use_store=False)
+        status = "off"
     if values_inputs.signature() != compiled.signature:  # the key holds it: a broken invariant
         raise ModelSpecError("internal: a compiled model's inputs differ from the fit's")
     to_fit = _rename(compiled.spec, spec)  # template name -> this spec's name
@@ -346,14 +355,17 @@ def _function(rewritten: tuple[Any, ...]) -> Any:
     return maker.create([i.value for i in ins])
 
 
-def _link(g: dict[str, Any], store_key: str | None, phases: dict[str, float]) -> _Compiled:
+def _link(g: dict[str, Any], store_key: str | None, values: Mapping[str, np.ndarray],
+          phases: dict[str, float]) -> _Compiled:
     """The numba half: compile (or load from numba's disk cache) the functions of :func:`_graphs`
-    and nutpie's C callbacks around them.  ``store_key`` names the callbacks in numba's
-    disk cache (``None``: in memory only)."""
+    and nutpie's C callbacks around them, first called on ``values`` (a fit's inputs).
+    ``store_key`` names the callbacks in numba's disk cache (``None``: in memory only)."""
     import pytensor
 
     t0 = time.perf_counter()
     shared_vars = g["shared_vars"]
+    for name, var in shared_vars.items():
+        var.set_value(np.array(values[name], order="C"))
     free_shape_fn = pytensor.function([], g["free_shapes"], mode="FAST_COMPILE", on_unused_input="ignore")
     rest_shape_fn = pytensor.function([g["joined"]], g["rest_shapes"], mode="FAST_COMPILE",
                                       on_unused_input="ignore")
@@ -396,30 +408,50 @@ def _link(g: dict[str, Any], store_key: str | None, phases: dict[str, float]) ->
     )
 
 
-def _compile(key: Any, build_template: Any, var_names: list[str], use_store: bool) -> tuple[_Compiled, str]:
+def _compile(key: Any, build_template: Any, var_names: list[str], values: Mapping[str, np.ndarray],
+             use_store: bool) -> tuple[_Compiled, str]:
     """Compile a structure: from the disk store's rewritten graphs when it has them, else from
-    the template model ``build_template()`` (and store its graphs).  Returns the compiled
-    structure and ``"disk"`` or ``"compiled"``."""
+    the template model ``build_template()`` (and store its graphs, without the template's
+    data).  ``values`` are the fit's inputs (the numbers numba is first called with).
+    Returns the compiled structure and ``"disk"`` or ``"compiled"``."""
     from poppk.model import compile_store
 
     t0 = time.perf_counter()
-    phases: dict[str, float] = {}
     name = compile_store.digest(key) if use_store and compile_store.store_dir() is not None else None
     graphs = compile_store.load(name) if name else None
-    source = "disk" if graphs is not None else "compiled"
-    if graphs is None:
-        graphs = _graphs(build_template(), list(var_names))
-        # link what a later process will load: the graphs as unpickled, whose node order
-        # numba's key follows (falls back to the live graphs if they cannot be pickled)
-        blob = compile_store.save(name, graphs) if name else None
-        if blob is not None:
-            graphs = compile_store.loads(blob)
-        else:
-            name = None
-    phases["pytensor_s"] = time.perf_counter() - t0
-    compiled = _link(graphs, name[:40] if name else None, phases)
+    if graphs is not None:
+        try:
+            compiled = _link(graphs, name[:40], values, {"pytensor_s": time.perf_counter() - t0})
+            compiled.compile_s = time.perf_counter() - t0
+            return compiled, "disk"
+        except Exception as err:  # noqa: BLE001 - an entry that loads but does not link: drop it, compile
+            compile_store.discard(name, reason=repr(err))
+    graphs = _graphs(build_template(), list(var_names))
+    # the store keeps graphs, not patients: every input emptied before pickling (the fit's
+    # values are set again when linking)
+    _empty_inputs(graphs)
+    # link what a later process will load: the graphs as unpickled, whose node order numba's
+    # key follows (the live graphs if they cannot be pickled)
+    blob = compile_store.save(name, graphs) if name else None
+    if blob is not None:
+        graphs = compile_store.loads(blob)
+    compiled = _link(graphs, name[:40] if blob is not None else None, values,
+                     {"pytensor_s": time.perf_counter() - t0})
     compiled.compile_s = time.perf_counter() - t0
-    return compiled, source
+    return compiled, "compiled"
+
+
+def _empty_inputs(g: dict[str, Any]) -> None:
+    """Replace the value of every data input in the graphs by an empty array (same type)."""
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    shared = list(g["shared_vars"].values())
+    for part in ("logp", "expand"):
+        shared += [i.variable for i in g[part][0] if isinstance(i.variable, SharedVariable)]
+    for var in shared:
+        if var.name in g["shared_vars"]:
+            shape = tuple(0 if n is None else n for n in var.type.shape)  # free sizes empty, fixed kept
+            var.set_value(np.zeros(shape, dtype=var.type.dtype))
 
 
 # --------------------------------------------------------------- instantiating

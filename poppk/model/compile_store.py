@@ -28,15 +28,17 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["store_dir", "digest", "load", "save"]
+__all__ = ["store_dir", "digest", "load", "save", "loads", "discard"]
 
 _LOG = logging.getLogger(__name__)
 #: Bump when the pickled layout changes.
 FORMAT = 1
-_RECURSION = 200_000  # pickling a graph recurses along its longest chain of nodes
+_RECURSION = 100_000  # pickling a graph recurses along its longest chain of nodes
+_STACK = 512 * 1024 * 1024  # bytes of stack for that thread (virtual: only what is used is touched)
 
 
 def store_dir() -> Path | None:
@@ -46,7 +48,10 @@ def store_dir() -> Path | None:
         return None
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except RuntimeError:  # no home directory (some containers): no store
+        return None
     return Path(base) / "poppk" / "compiled"
 
 
@@ -56,10 +61,16 @@ def digest(key: Any) -> str:
     ``key`` must have a ``repr`` that is the same in every process (tuples of
     strings, numbers, booleans and ``None``).
     """
+    from pytensor import config
+
     from poppk.model.reuse import code_revision
 
     h = hashlib.sha256()
     h.update(f"format={FORMAT};python={sys.version_info[:3]};code={code_revision()};".encode())
+    # PyTensor settings that change the rewritten graph or its machine code
+    flags = {k: str(getattr(config, k, None)) for k in ("floatX", "optimizer_excluding", "optimizer_including",
+                                                           "numba__fastmath", "numba__vectorize_target")}
+    h.update(repr(sorted(flags.items())).encode())
     h.update(repr(key).encode())
     return h.hexdigest()
 
@@ -69,26 +80,67 @@ def _path(name: str) -> Path | None:
     return None if root is None else root / f"{name}.pkl"
 
 
+_DEEP_LOCK = threading.Lock()
+
+
 def _deep(fn: Any, *args: Any) -> Any:
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, _RECURSION))
-    try:
-        return fn(*args)
-    finally:
-        sys.setrecursionlimit(limit)
+    """``fn(*args)`` with room to recurse along a long graph: in a thread of its own with a
+    large stack, the interpreter's recursion limit raised meanwhile (one call at a time)."""
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn(*args))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            error.append(err)
+
+    with _DEEP_LOCK:
+        limit = sys.getrecursionlimit()
+        size = threading.stack_size()
+        sys.setrecursionlimit(max(limit, _RECURSION))
+        try:
+            try:
+                threading.stack_size(_STACK)
+            except (ValueError, RuntimeError):  # a platform that refuses it: the default stack
+                pass
+            worker = threading.Thread(target=run, name="poppk-compile-store")
+            try:
+                worker.start()  # the stack size is taken when the thread starts
+            finally:
+                threading.stack_size(size)
+            worker.join()
+        finally:
+            sys.setrecursionlimit(limit)
+    if error:
+        raise error[0]
+    return result[0]
 
 
 def load(name: str) -> Any | None:
     """The entry ``name`` (a :func:`digest`), or ``None`` if absent, unreadable or the store is off."""
     path = _path(name)
-    if path is None or not path.is_file():
+    if path is None:
         return None
     try:
         with open(path, "rb") as fh:
             return _deep(pickle.load, fh)
+    except FileNotFoundError:
+        return None
     except Exception as err:  # noqa: BLE001 - a bad entry is a miss, never an error
         _LOG.info("compile store: ignoring unreadable %s (%s)", path, err)
         return None
+
+
+def discard(name: str, reason: str = "") -> None:
+    """Remove entry ``name`` (one that loads but cannot be used); never raises."""
+    path = _path(name)
+    _LOG.info("compile store: discarding %s (%s)", path, reason)
+    if path is not None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def save(name: str, obj: Any) -> bytes | None:
