@@ -273,9 +273,8 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         before = saved_fingerprint(where) if reuse else None
         f = fit(spec, data, **options, file=where if reuse else None)
         reused = before is not None and f.settings.get("fingerprint") == before
-        echo(f"   {time.perf_counter() - t0:.0f} s{' (the fit saved in ' + str(where) + ' matches: reused)' if reused else ''}; "
-             f"{f.convergence().message()}")
-        echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
+        _echo_fit(echo, f, f"   {time.perf_counter() - t0:.0f} s"
+                           f"{' (the fit saved in ' + str(where) + ' matches: reused)' if reused else ''}")
         if not reuse:
             f.save(where)
         fits[name] = f
@@ -318,9 +317,18 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     return 0
 
 
+def _echo_fit(echo: Any, f: Any, head: str) -> Any:
+    """``head``, the fit's convergence and its parameter table; returns the convergence report."""
+    report = f.convergence()
+    echo(f"{head}; {report.message()}")
+    echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
+    return report
+
+
 def _fit_on_cluster(specs: Mapping[str, Any], data: Any, options: Mapping[str, Any], out: Path, *, reuse: bool,
                     workers: int, address: str | None, echo: Any) -> dict[str, Any]:
-    """The candidate fits at once on a dask cluster (:func:`poppk.model.fit_many`).
+    """The candidate fits at once on a dask cluster (:func:`poppk.model.iter_fits`, reported
+    as they finish).
 
     A local cluster's workers keep and reuse ``<out>/fits/<name>`` as a serial run
     would.  With a remote scheduler every candidate is fitted there and saved here
@@ -347,9 +355,7 @@ def _fit_on_cluster(specs: Mapping[str, Any], data: Any, options: Mapping[str, A
         f = outcome.fit
         if address or not reuse:
             f.save(where / "fits" / str(outcome.key))
-        report = f.convergence()
-        echo(f"\n   '{outcome.key}': {outcome.seconds:.0f} s on {outcome.worker}; {report.message()}")
-        echo(f.summary()[["median", "lower", "upper", "rse", "r_hat", "ess_bulk"]].round(3).to_string())
+        report = _echo_fit(echo, f, f"\n   '{outcome.key}': {outcome.seconds:.0f} s on {outcome.worker}")
         if not report.ok:  # the worker's own warning stays on the worker: say it here
             warnings.warn(f"fit '{outcome.key}': {report.message()}", ConvergenceWarning, stacklevel=2)
         fits[str(outcome.key)] = f

@@ -21,20 +21,22 @@ __all__ = ["echo", "error", "step", "to_stderr", "quiet_pymc"]
 _RUN = logging.getLogger("poppk.run")
 
 
-def echo(message: str = "") -> None:
-    """One progress line: INFO on ``poppk.run`` where logging is configured, else to stderr."""
+def _say(level: int, message: str) -> None:
+    """``message`` on ``poppk.run`` at ``level`` where logging is configured, else on stderr."""
     if _RUN.hasHandlers():
-        _RUN.info(message)
+        _RUN.log(level, message)
     else:
         print(message, file=sys.stderr)
+
+
+def echo(message: str = "") -> None:
+    """One progress line (INFO)."""
+    _say(logging.INFO, message)
 
 
 def error(message: str) -> None:
-    """A line that explains a failure: ERROR on ``poppk.run`` (shown even with ``--quiet``), else stderr."""
-    if _RUN.hasHandlers():
-        _RUN.error(message)
-    else:
-        print(message, file=sys.stderr)
+    """A line that explains a failure (ERROR: shown even with ``--quiet``)."""
+    _say(logging.ERROR, message)
 
 
 @contextmanager
