@@ -41,6 +41,8 @@ tcp://host:8786`` uses a remote one (each worker needs poppk installed);
     .venv/bin/python benchmarks/calibrate_ratio.py --report-only      # tables from the cache
     .venv/bin/python benchmarks/calibrate_ratio.py --size-parameters CL,V1,Q,V2 --replicates 5 --workers 0
     .venv/bin/python benchmarks/calibrate_ratio.py --size-parameters CL,V1,Q,V2 --report-only
+    .venv/bin/python benchmarks/calibrate_ratio.py --size-parameters CL,V1,Q,V2 --report-only \
+        --paired-with benchmarks/calibration    # only the trials both studies analysed
 """
 
 from __future__ import annotations
@@ -322,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--paired-with", default=None, metavar="CACHE",
+                    help="report only the (truth, replicate) pairs also cached in CACHE (the same simulated "
+                         "trials: seeds follow truth and replicate), to compare two candidate sets trial by trial")
     args = ap.parse_args(argv)
     truths = [t for t in args.truths.split(",") if t]
     bad = [t for t in truths if t not in TRUTHS]
@@ -376,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             if cluster is not None:
                 cluster.close()
     results = [json.loads(p.read_text()) for t in truths for p in sorted((cache / t.replace("^", "pow")).glob("rep_*.json"))]
+    if args.paired_with:
+        results = [r for r in results if _cache_path(Path(args.paired_with), r["truth"], r["rep"]).is_file()]
     if not results:
         print("no cached replicates yet")
         return 0
