@@ -1,6 +1,6 @@
 """Model checking from the posterior: posterior predictive simulation, VPC/pcVPC,
 goodness of fit, NPDE, shrinkage, random effects and PSIS-LOO; ArviZ's
-predictive groups on a fit and LOO-PIT; prior predictive checks.
+predictive groups on a fit and LOO-PIT; predictions for new subjects; prior predictive checks.
 
 Each check is a compute function returning a table (pandas/xarray); the
 matching figure is drawn by :mod:`poppk.plots` from that table.
@@ -19,6 +19,7 @@ from poppk.diagnostics.gof import gof_table, individual_fit_table, iwres
 from poppk.diagnostics.loo import compare, integrated_loglik, loo, loo_pointwise, pareto_k_summary
 from poppk.diagnostics.loo_integrated import EtaProposal, IntegratedLoglik, integrate_subjects
 from poppk.diagnostics.loo_refit import exact_subject_elpd, loo_refit
+from poppk.diagnostics.new_subjects import add_predictions, new_subject_predictions
 from poppk.diagnostics.npde import npde_from_simulations, npde_table, npde_tests
 from poppk.diagnostics.predictive import add_predictive_groups, loo_pit, predictive_idata, prior_fit
 from poppk.diagnostics.prior_check import prior_parameter_table, prior_vpc_table, write_prior_checks
@@ -59,6 +60,8 @@ __all__ = [
     "exact_subject_elpd",
     "write_checks",
     "add_predictive_groups",
+    "add_predictions",
+    "new_subject_predictions",
     "loo_pit",
     "predictive_idata",
     "prior_fit",
