@@ -282,7 +282,8 @@ def _report(args: argparse.Namespace) -> int:
 
     fit = load_fit(args.fit_dir)
     paths = export_covariate_report(fit, args.out, formats=tuple(args.format or ("html", "csv", "json")),
-                                    title=args.title, dosing=("flat", "per_kg") if args.per_kg else ("flat",))
+                                    title=args.title, dosing=("flat", "per_kg") if args.per_kg else ("flat",),
+                                    checks=args.checks, subject_level=not args.no_subject_level)
     for name, p in paths.items():
         print(f"{name}: {p}")
     return 0
@@ -298,6 +299,11 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default=None)
     p.add_argument("--per-kg", action="store_true",
                    help="also show exposure ratios under mg/kg dosing (TBW/WT covariates)")
+    p.add_argument("--checks", default=None, metavar="DIR",
+                   help="embed the checks written for this fit (poppk check ... --out DIR)")
+    p.add_argument("--no-subject-level", action="store_true",
+                   help="leave out every figure or table showing a subject's own covariate values "
+                        "(a report to share outside the team)")
     p.set_defaults(func=_report)
 
 

@@ -161,6 +161,7 @@ def export_covariate_report(
     answer_tables: Mapping[str, pd.DataFrame] | None = None,
     checks: str | os.PathLike[str] | None = None,
     simulated: bool | str | None = None,
+    subject_level: bool = True,
 ) -> dict[str, Path]:
     """Write the covariate report of a fit: self-contained HTML, CSV tables and JSON.
 
@@ -207,6 +208,12 @@ def export_covariate_report(
         Show a banner saying the data are simulated: True, False, a sentence
         of your own, or None to decide from the data file
         (:func:`simulated_data_note`).
+    subject_level
+        ``False`` writes a report that can leave the team: no figure or table
+        showing a subject's own covariate values (the random effects against
+        covariates of ``checks``) -- the covariate effects keep their 5th/95th
+        percentiles and reference values, which summarise the population.
+        The provenance says so.
 
     Returns
     -------
@@ -236,6 +243,9 @@ def export_covariate_report(
     params = parameter_table(fit, ci=ci, covariate_units=covariate_units)
     covs = covariate_effects(fit, ci=covariate_ci, dosing=dosing, covariate_units=covariate_units)
     prov = report_provenance(fit)
+    if not subject_level:
+        prov["subject_level_data"] = ("left out: no figure or table shows a subject's own covariate values "
+                                      "(covariate effects use population percentiles)")
     conv = _convergence(fit)
     if simulated is None or simulated is True:
         banner_text = simulated_data_note(fit) if simulated is None else (
@@ -290,7 +300,7 @@ def export_covariate_report(
             companions=[REPORT_FILES[k] for k in companions], answer=tuple(answer),
             answer_tables=answer_tables,
             checks_html=checks_section(checks) if checks is not None else "",
-            eta_html=eta_covariate_section(checks), banner=banner_text,
+            eta_html=eta_covariate_section(checks) if subject_level else "", banner=banner_text,
         )
         write("html", page.encode("utf-8"))
 

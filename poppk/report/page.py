@@ -87,6 +87,8 @@ def render_html(
                                                                       "numpy", "python")) or "–"),
         ("Report generated", f"{prov.get('report_created')} with poppk {prov.get('report_poppk_version')}"),
     ]
+    if prov.get("subject_level_data"):
+        prov_items.append(("Subject-level data", str(prov["subject_level_data"])))
     sections.append(("provenance", "Provenance", _kv(prov_items)))
 
     sections.append(("model", "Model", f"<pre>{E(spec_text)}</pre>"))

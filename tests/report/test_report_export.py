@@ -248,3 +248,22 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(PopPKError, match="figure"):
         export_covariate_report(plain_fit(), tmp_path, formats=("html",), figures={"x": b"GIF89a"})
     assert not list(Path(tmp_path).iterdir())
+
+
+def test_report_without_subject_level_covariate_values(tmp_path):
+    """subject_level=False drops the η-against-covariates figures (each subject's own values) and says so."""
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    for stem in ("vpc", "eta_covariates", "eta_distributions"):
+        fig = _extra_figure()
+        fig.savefig(checks / f"{stem}.png", format="png")
+    fit = plain_fit()
+    full = export_covariate_report(fit, tmp_path / "full", formats=("html",), checks=checks)
+    shared = export_covariate_report(fit, tmp_path / "shared", formats=("html", "json"), checks=checks,
+                                     subject_level=False)
+    page_full, page_shared = full["html"].read_text(), shared["html"].read_text()
+    assert "Random effects against covariates" in page_full
+    assert "Random effects against covariates" not in page_shared
+    assert page_shared.count("<img") < page_full.count("<img")
+    assert "Subject-level data" in page_shared and "Subject-level data" not in page_full
+    assert "left out" in json.loads(shared["json"].read_text())["provenance"]["subject_level_data"]
