@@ -31,6 +31,7 @@ _LAZY = {
     "Clause": "poppk.forecast.recommend",
     "Recommendation": "poppk.forecast.recommend",
     "parse_target": "poppk.forecast.recommend",
+    "parse_regimen": "poppk.forecast.recommend",
     "recommend_dose": "poppk.forecast.recommend",
     "write_forecast": "poppk.forecast.page",
 }

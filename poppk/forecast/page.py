@@ -159,10 +159,27 @@ def forecast_html(fc: Forecast, recommendation: Any = None, *, title: str = "Ind
         dose = f"{r.dose_mg:g} mg" if np.isfinite(r.dose_mg) else "no dose meets the target"
         parts.append("<h2>Recommendation</h2>")
         parts.append(f"<p class='big'>{html.escape(dose)} per administration ({html.escape(r.schedule)})</p>")
+        if getattr(r, "schedule_changed", False):
+            parts.append(f"<p class='change'>Schedule change: from {html.escape(r.current_schedule)} "
+                         f"to {html.escape(r.schedule)}</p>")
         parts.append(f"<p>Target: {html.escape(' and '.join(c.text for c in r.target))}</p>")
-        parts.append(_table([["recommended", f"{r.dose_mg:g} mg", _fmt(r.probability)],
-                             [f"label: {r.label}", f"{r.label_dose_mg:.0f} mg", _fmt(r.label_probability)]],
-                            ["", "dose", "P(target met)"]))
+        sched = getattr(r, "schedules", None)
+        if sched is not None and len(sched) > 2:  # several schedules searched: each one's best dose
+            has_event = "p_event" in sched.columns
+            rows = []
+            for _, s in sched.iterrows():
+                tag = ("chosen" if s["chosen"] else "") + (" (current)" if s["current"] and s["rule"] ==
+                                                           "recommended" else "")
+                row = [s["rule"] if s["rule"] != "recommended" else tag.strip() or "alternative", s["schedule"],
+                       f"{s['dose_mg']:g} mg" if np.isfinite(s["dose_mg"]) else "none meets",
+                       _fmt(s["mg_per_week"]), _fmt(s["probability"])]
+                rows.append(row + ([_fmt(s["p_event"])] if has_event else []))
+            parts.append(_table(rows, ["", "schedule", "dose", "mg/week", "P(target met)"]
+                                + (["P(event)"] if has_event else [])))
+        else:
+            parts.append(_table([["recommended", f"{r.dose_mg:g} mg", _fmt(r.probability)],
+                                 [f"label: {r.label}", f"{r.label_dose_mg:.0f} mg", _fmt(r.label_probability)]],
+                                ["", "dose", "P(target met)"]))
         ex = r.exposure.reset_index()
         parts.append(_table([[row["dose"], row["metric"], _fmt(row["q5"]), _fmt(row["median"]), _fmt(row["q95"]),
                               row["unit"]] for _, row in ex.iterrows()],
@@ -187,7 +204,7 @@ def forecast_html(fc: Forecast, recommendation: Any = None, *, title: str = "Ind
     style = ("body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:0.6em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
              "font-size:0.9em;text-align:right}th{background:#f3f3f3}.big{font-size:1.6em;font-weight:bold}"
-             ".who{color:#555}img{max-width:100%}")
+             ".who{color:#555}img{max-width:100%}.change{font-weight:bold;color:#a33}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 

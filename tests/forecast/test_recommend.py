@@ -117,3 +117,97 @@ def test_event_probability_target(fc_fast):
     assert c.loc[r.dose_mg] <= 0.2 < c.loc[r.dose_mg + 10.0]
     assert np.all(np.diff(c.values) > 0)  # risk grows with the dose
     assert any("adverse event" in s for s in r.reasoning)
+
+
+# ----------------------------------------------------------------------------- schedule search
+
+def _q(hours, n=4):
+    from poppk.simulate.schedule import Schedule
+
+    return Schedule.every(hours, n, infusion=1, unit="h")
+
+
+def test_schedule_search_keeps_the_current_schedule_when_it_meets_the_target(fc_fast):
+    """Her q24h schedule meets an AUC range: kept, even though the others are searched and listed."""
+    r = recommend_dose(fc_fast, target="auc_ss in [40, 60]", schedules=[_q(12), _q(8)], label="100 mg")
+    s = r.schedules
+    assert list(s["rule"]) == ["recommended"] * 3 + ["label: flat 100 mg"]
+    assert s.loc[0, "current"] and s.loc[0, "chosen"] and s["chosen"].sum() == 1
+    assert not r.schedule_changed and r.schedule == r.current_schedule == s.loc[0, "schedule"]
+    assert r.dose_mg == s.loc[0, "dose_mg"] and r.probability == s.loc[0, "probability"]
+    assert any("is kept" in x for x in r.reasoning)
+    # auc_ss of a shorter cycle is compared per 24 h: the same dose intensity gives the same AUC per day
+    assert list(s["auc_ss_scale"][:3]) == [1.0, 2.0, 3.0]
+    assert s.loc[1, "mg_per_week"] == pytest.approx(s.loc[0, "mg_per_week"], rel=0.15)
+
+
+def test_schedule_search_changes_the_schedule_when_none_meets_it(fc_fast):
+    """A trough floor and a peak ceiling that a once-daily dose cannot both meet (half-life ~7 h)."""
+    target = "P(ctrough_ss < 1) <= 0.2 and P(cmax_ss > 12) <= 0.1"
+    alone = recommend_dose(fc_fast, target=target, label="100 mg")
+    assert np.isnan(alone.dose_mg)
+    r = recommend_dose(fc_fast, target=target, schedules=[_q(12), _q(8)], label="100 mg")
+    assert r.schedule_changed and r.schedule == _q(8).label and r.current_schedule == alone.schedule
+    assert r.dose_mg > 0 and r.probability >= 0.7
+    c = r.candidates.set_index("dose_mg")
+    assert c.loc[r.dose_mg, "P(ctrough_ss < 1) <= 0.2"] <= 0.2 and c.loc[r.dose_mg, "P(cmax_ss > 12) <= 0.1"] <= 0.1
+    assert not r.schedules.loc[0, "meets_constraints"] and any("no dose on her current" in x for x in r.reasoning)
+    d = r.to_dict()
+    assert d["schedule_changed"] and len(d["schedules"]) == 4 and sum(x["chosen"] for x in d["schedules"]) == 1
+
+
+def test_schedule_search_switches_for_a_clearly_higher_probability(fc_fast):
+    """The current schedule meets the peak bound only at doses far below the AUC range: a schedule with
+    P(target met) at least switch_margin higher is proposed; with a larger margin it is not."""
+    target = "auc_ss in [40, 60] and P(cmax_ss > 6) <= 0.1"
+    r = recommend_dose(fc_fast, target=target, schedules=[_q(12)], label="100 mg")
+    s = r.schedules
+    assert s.loc[0, "meets_constraints"] and s.loc[1, "probability"] >= s.loc[0, "probability"] + 0.1
+    assert r.schedule_changed and r.schedule == _q(12).label and r.probability == s.loc[1, "probability"]
+    gap = s.loc[1, "probability"] - s.loc[0, "probability"]
+    kept = recommend_dose(fc_fast, target=target, schedules=[_q(12)], label="100 mg", switch_margin=min(gap + 0.01, 0.99))
+    assert not kept.schedule_changed
+    # the AUC of the 12-h schedule is compared per 24 h: P(AUC per 24 h in [40, 60]) is P(AUC per 12 h in [20, 30])
+    plain = recommend_dose(fc_fast, target="auc_ss in [20, 30] and P(cmax_ss > 6) <= 0.1", schedule=_q(12))
+    assert np.allclose(r.candidates["probability"], plain.candidates["probability"])
+
+
+def test_auc_c1_across_cycle_lengths_is_refused(fc_fast):
+    with pytest.raises(ConfigError) as info:
+        recommend_dose(fc_fast, target="auc_c1 in [40, 60]", schedules=[_q(12)])
+    msg = str(info.value)
+    assert "auc_c1" in msg and "cannot be compared" in msg and "auc_ss" in msg and "cmax_" in msg
+    # the same cycle length (two doses a day within a 24-h cycle) compares auc_c1 as it is
+    from poppk.simulate.schedule import Schedule
+
+    bid = Schedule.from_times([0, 12], infusion=1, cycle=24, unit="h")
+    r = recommend_dose(fc_fast, target="auc_c1 in [40, 60]", schedules=[bid], label="100 mg")
+    assert list(r.schedules["auc_ss_scale"]) == [1.0, 1.0, 1.0] and r.schedules.loc[1, "doses_per_cycle"] == 2
+
+
+def test_schedule_texts():
+    from poppk.forecast.cli import split_schedules
+    from poppk.forecast.recommend import parse_regimen
+
+    s = parse_regimen("d1,8 q3w:4", infusion="90 min")
+    assert s.pattern == (0.0, 7.0) and s.cycle == 21.0 and s.n_doses == 8 and s.infusion == pytest.approx(1 / 16)
+    assert parse_regimen("q4w").cycle == 28.0 and parse_regimen("q14d").cycle == 14.0
+    assert parse_regimen("q3w;loading=2").loading == 2.0 and parse_regimen("every:14:8").cycle == 14.0
+    for bad in ("q0w", "d1,30 q4w", "fortnightly"):
+        with pytest.raises(ConfigError, match="schedule"):
+            parse_regimen(bad)
+    assert split_schedules(["q3w; q4w", "d1,8 q3w;loading=1.5"]) == ["q3w", "q4w", "d1,8 q3w;loading=1.5"]
+
+
+def test_page_and_json_show_the_schedule_table(fc_fast, tmp_path):
+    import json
+
+    from poppk.forecast import write_forecast
+
+    r = recommend_dose(fc_fast, target="P(ctrough_ss < 1) <= 0.2 and P(cmax_ss > 12) <= 0.1",
+                       schedules=[_q(12), _q(8)], label="100 mg")
+    write_forecast(fc_fast, tmp_path, r)
+    page = (tmp_path / "forecast.html").read_text()
+    assert "Schedule change: from" in page and "mg/week" in page and "none meets" in page
+    doc = json.loads((tmp_path / "forecast.json").read_text())["recommendation"]
+    assert doc["schedule_changed"] and doc["schedule"] == _q(8).label and len(doc["schedules"]) == 4
