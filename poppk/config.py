@@ -55,6 +55,21 @@ Every section mirrors a CLI command; every key is the twin of an option::
     dosing = ["flat", "per_kg"] # --per-kg: exposure ratios under mg/kg dosing too
     formats = ["html", "csv", "json"]
 
+    [forecast]                  # poppk forecast --patients: one page per patient, <out>/forecast/<ID>/
+    patients = "patients.csv"   # ID and covariates, one row per patient (relative to this file), or inline:
+                                # [{ ID = "A", WT = 82, HT = 165, SEX = "F", ALB = 3.6 }, ...]
+    doses = "doses.csv"         # ID, TIME, AMT (and DUR, ADDL, II...): given and planned, in the data's units
+    observations = "obs.csv"    # ID, TIME, DV (and BLQ, LLOQ): her measured concentrations (optional)
+    target = "auc_ss in [4000, 8000] and P(cmax_c1 > 250) <= 0.1"   # optional: recommend a dose
+    label = "6 mg/kg AIBW"      # the label's rule, beside the recommendation
+    schedule = "q3w"            # her current regimen (default: one dose per cycle of her doses)
+    schedules = ["q4w", "d1,8 q3w"]   # other regimens considered (recommend_dose: current kept unless ...)
+    model = "AIBW"              # the fit forecast from (default: the report's -- the largest weight)
+    step = 10                   # vial size (mg)
+    max_dose = 2000             # cap (mg)
+    draws = 200                 # population draws per forecast
+    seed = 0
+
     [output]
     dir = "out"
 
@@ -87,6 +102,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
                  "exceed": dict, "threshold": (int, float), "workers": int,
                  "parallel": str, "scheduler_address": str, "optimal_target": str, "model_weights": str},
     "report": {"enabled": bool, "title": str, "formats": list, "dosing": list},
+    "forecast": {"enabled": bool, "model": str, "patients": (str, list), "doses": (str, list),
+                 "observations": (str, list), "target": str, "label": str, "schedule": str, "schedules": list,
+                 "step": (int, float), "max_dose": (int, float), "draws": int, "seed": int},
     "output": {"dir": str},
 }
 _REQUIRED = {"data": ("path",), "model": ("structure", "typical")}
@@ -102,6 +120,13 @@ class AnalysisConfig:
     def get(self, section: str, key: str, default: Any = None) -> Any:
         """Value of ``section.key`` or ``default``."""
         return self.sections.get(section, {}).get(key, default)
+
+    def resolve(self, value: Any) -> Any:
+        """A path given in the file, relative to the TOML file's folder (other values unchanged)."""
+        if not isinstance(value, str):
+            return value
+        p = Path(value)
+        return p if p.is_absolute() else (self.base_dir / p)
 
     @property
     def data_path(self) -> Path:
@@ -152,7 +177,76 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
     except PopPKError as err:
         raise ConfigError(f"[model]: {err}") from None
     _check_time_unit(spec.time_unit, doc.get("data", {}).get("time_unit"))
-    return AnalysisConfig(sections={k: dict(v) for k, v in doc.items()}, base_dir=Path(base_dir))
+    config = AnalysisConfig(sections={k: dict(v) for k, v in doc.items()}, base_dir=Path(base_dir))
+    if "forecast" in doc:
+        _check_forecast(config)
+    return config
+
+
+def _check_forecast(config: AnalysisConfig) -> None:
+    """The ``[forecast]`` section: its tables readable with an ID column, its target, label and schedules
+    readable, its model one of the fits -- each error naming the key."""
+    from poppk.forecast.patient import read_table
+    from poppk.forecast.recommend import parse_regimen, parse_target
+    from poppk.simulate.strategies import parse_strategy
+
+    f = config.sections["forecast"]
+    if "patients" not in f:
+        raise ConfigError("missing forecast.patients (required in [forecast]): a CSV file of ID and covariates, "
+                          "or an array of tables [{ ID = \"A\", WT = 82, HT = 165, SEX = \"F\" }, ...]")
+    for key in ("patients", "doses", "observations"):
+        if key not in f:
+            continue
+        value = f[key]
+        if isinstance(value, str):
+            path = config.resolve(value)
+            if not path.is_file():
+                raise ConfigError(f"forecast.{key} = {value!r}: no such file {path} (a path is relative to the "
+                                  "configuration file's folder)")
+        else:
+            if not value:
+                raise ConfigError(f"forecast.{key}: an empty array")
+            for i, row in enumerate(value):
+                if not isinstance(row, dict):
+                    raise ConfigError(f"forecast.{key}[{i}] = {row!r}: expected a table such as "
+                                      "{ ID = \"A\", WT = 82, ... }")
+        try:
+            table = read_table(config.resolve(value), f"forecast.{key}")
+        except ConfigError as err:
+            raise ConfigError(str(err)) from None
+        if "ID" not in table.columns:
+            raise ConfigError(f"forecast.{key}: needs an ID column (the patient of each row); "
+                              f"columns: {', '.join(map(str, table.columns))}")
+        if key == "patients" and table["ID"].duplicated().any():
+            dup = table.loc[table["ID"].duplicated(), "ID"].tolist()
+            raise ConfigError(f"forecast.patients: one row per patient; ID repeated: {dup}")
+    if "observations" in f and "doses" not in f:
+        raise ConfigError("forecast.observations needs forecast.doses (the doses before her samples)")
+    if "doses" not in f and "target" not in f:
+        raise ConfigError("[forecast] needs doses (her doses) or target (a dose to recommend), or both")
+    checks = [("target", parse_target), ("label", parse_strategy), ("schedule", parse_regimen)]
+    for key, parse in checks:
+        if key in f:
+            try:
+                parse(f[key])
+            except PopPKError as err:
+                raise ConfigError(f"forecast.{key} = {f[key]!r}: {err}") from None
+    for i, text in enumerate(f.get("schedules", [])):
+        try:
+            parse_regimen(text)
+        except PopPKError as err:
+            raise ConfigError(f"forecast.schedules[{i}] = {text!r}: {err}") from None
+    for key in ("step", "max_dose"):
+        if key in f and not f[key] > 0:
+            raise ConfigError(f"forecast.{key} = {f[key]!r}: expected a number > 0 (mg)")
+    if f.get("max_dose", 2000.0) < f.get("step", 10.0):
+        raise ConfigError(f"forecast.max_dose = {f.get('max_dose', 2000.0)!r}: must be at least forecast.step "
+                          f"({f.get('step', 10.0)!r})")
+    if "model" in f:
+        names = [str(d) for d in (config.get("fit", "descriptors") or ["model"])]
+        if f["model"] not in names:
+            raise ConfigError(f"forecast.model = {f['model']!r}: not one of the fitted models {names} "
+                              "(fit.descriptors; 'model' with none)")
 
 
 def _check_time_unit(model_unit: str | None, data_unit: str | None) -> None:
@@ -304,6 +398,12 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     step = simulation_step(config, fits, comparison, out, quick=quick, echo=echo)
     if config.get("report", "enabled", True):
         report_step(config, fits, comparison, step, out, echo=echo)
+    forecast_failed = 0
+    if config.sections.get("forecast") and config.get("forecast", "enabled", True):
+        from poppk.workflow import forecast_step
+
+        summary = forecast_step(config, fits, step, out, quick=quick, echo=echo)
+        forecast_failed = int(summary["error"].notna().sum()) if "error" in summary else 0
     echo(f"\ndone in {time.perf_counter() - t_start:.0f} s; open {(out / 'report.html').resolve()}")
     unconverged = {name: f.convergence() for name, f in fits.items() if not f.convergence().ok}
     if unconverged and not (quick or config.get("fit", "allow_unconverged", False)):
@@ -314,6 +414,12 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         alarm(f"every output was written all the same; exit code {EXIT_UNCONVERGED}. Run longer ([fit] tune, draws) "
              "or set [fit] allow_unconverged = true (--allow-unconverged) to exit 0")
         return EXIT_UNCONVERGED
+    if forecast_failed:
+        from poppk.cli import EXIT_ERROR
+
+        alarm(f"error: {forecast_failed} patient(s) of [forecast] could not be forecast (see "
+              f"{out / 'forecast' / 'patients.csv'}, column error); every other output was written; exit code {EXIT_ERROR}")
+        return EXIT_ERROR
     return 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from poppk.errors import ConfigError, PopPKError
 
 __all__ = ["bundled_trial_path", "bundled_analysis_path", "bundled_trial_data", "trial_spec", "run_demo", "simulation_step",
-           "report_step", "SimulationStep"]
+           "report_step", "forecast_step", "SimulationStep"]
 
 
 def bundled_trial_path() -> Path:
@@ -201,6 +201,41 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
     for name, p in written.items():
         echo(f"   {name}: {p}")
     return written
+
+
+def forecast_step(config: Any, fits: dict[str, Any], step: SimulationStep, out: Path, *, quick: bool = False,
+                  echo: Any = None) -> Any:
+    """Step 7 of ``poppk run``: the ``[forecast]`` table of patients, one page each under ``out/forecast/<ID>/``
+    and the summary ``out/forecast/patients.csv``, by the code of ``poppk forecast --patients``
+    (:func:`poppk.forecast.cli.forecast_patients`).
+
+    The fit is ``forecast.model``, by default the one the report describes (``step.fit_name``: the
+    simulated fit, or with an averaged answer the fit of largest weight).  Times and amounts of the
+    doses and observations are in the data's units.  A patient whose input is bad is listed with
+    the error in the summary (the others are written); returns the summary.
+    """
+    from poppk.forecast.cli import forecast_patients
+    from poppk.progress import echo as log_echo
+
+    echo = echo or log_echo
+    name = config.get("forecast", "model", step.fit_name)
+    if name not in fits:
+        raise ConfigError(f"forecast.model = {name!r}: not one of the fitted models {list(fits)}")
+    where = Path(out) / "forecast"
+    draws = config.get("forecast", "draws", 200)
+    echo(f"\n== 7. individual forecasts from the '{name}' fit -> {where}")
+    options = {k: config.get("forecast", k) for k in ("target", "schedule", "schedules", "step", "max_dose", "seed")
+               if config.get("forecast", k) is not None}
+    summary = forecast_patients(
+        fits[name], config.resolve(config.get("forecast", "patients")), where,
+        doses=config.resolve(config.get("forecast", "doses")),
+        observations=config.resolve(config.get("forecast", "observations")),
+        echo=lambda line: echo("   " + line), label=config.get("forecast", "label", "6 mg/kg AIBW"),
+        draws=min(draws, 100) if quick else draws, **options)
+    cols = [c for c in ("ID", "n_observations", "pareto_k", "dose_mg", "schedule", "probability", "label_dose_mg",
+                        "label_probability", "error") if c in summary.columns]
+    echo(summary[cols].round(3).to_string(index=False))
+    return summary
 
 
 def _answer_view(table: Any, first_only: bool = False) -> Any:

@@ -109,3 +109,55 @@ def test_candidate_specs_and_model_weights():
            "simulate": {"model_weights": "best"}}
     with pytest.raises(ConfigError, match="model_weights"):
         parse_config(doc)
+
+
+def _forecast_doc(tmp_path, **forecast):
+    """The bundled document with a [forecast] section (files in tmp_path, the config's folder)."""
+    (tmp_path / "patients.csv").write_text("ID,WT,HT,SEX,ALB\nA,82,165,F,3.6\nB,60,160,F,4.1\n")
+    (tmp_path / "doses.csv").write_text("ID,TIME,AMT,DUR\nA,0,400,0.0417\nB,0,330,0.0417\n")
+    d, _ = doc()
+    d["data"]["path"] = str(doc()[1] / d["data"]["path"])
+    d["forecast"] = {"patients": "patients.csv", "doses": "doses.csv", "target": "auc_ss in [600, 900]",
+                     "schedules": ["q4w", "d1,8 q3w"], "label": "6 mg/kg AIBW", "model": "AIBW", **forecast}
+    return d
+
+
+def test_forecast_section_is_accepted(tmp_path):
+    cfg = parse_config(_forecast_doc(tmp_path), tmp_path)
+    assert cfg.resolve(cfg.get("forecast", "patients")) == tmp_path / "patients.csv"
+    # patients inline, as an array of tables
+    inline = _forecast_doc(tmp_path, patients=[{"ID": "A", "WT": 82, "HT": 165, "SEX": "F", "ALB": 3.6}],
+                           doses=[{"ID": "A", "TIME": 0, "AMT": 400}])
+    assert parse_config(inline, tmp_path).get("forecast", "patients")[0]["ID"] == "A"
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"patient": "p.csv"}, "unknown key forecast.patient"),
+        ({"patients": "nope.csv"}, "forecast.patients = 'nope.csv': no such file"),
+        ({"patients": 3}, "forecast.patients = 3: expected a string or an array"),
+        ({"patients": [{"WT": 80}]}, "forecast.patients: needs an ID column"),
+        ({"patients": ["A"]}, "forecast.patients[0] = 'A': expected a table"),
+        ({"target": "auc_ss between 1 and 2"}, "forecast.target = 'auc_ss between 1 and 2': cannot read target"),
+        ({"label": "lots"}, "forecast.label = 'lots'"),
+        ({"schedules": ["q4w", "fortnightly"]}, "forecast.schedules[1] = 'fortnightly'"),
+        ({"schedules": "q4w"}, "forecast.schedules = 'q4w': expected an array"),
+        ({"model": "LBW"}, "forecast.model = 'LBW': not one of the fitted models"),
+        ({"step": 0}, "forecast.step = 0"),
+        ({"max_dose": 5, "step": 10}, "forecast.max_dose = 5"),
+        ({"draws": 0}, "forecast.draws = 0: expected a positive integer"),
+    ],
+)
+def test_bad_forecast_section_names_the_key(tmp_path, change, fragment):
+    d = _forecast_doc(tmp_path, **change)
+    with pytest.raises(ConfigError) as err:
+        parse_config(d, tmp_path)
+    assert fragment in str(err.value)
+
+
+def test_forecast_section_needs_patients(tmp_path):
+    d = _forecast_doc(tmp_path)
+    d["forecast"].pop("patients")
+    with pytest.raises(ConfigError, match="missing forecast.patients"):
+        parse_config(d, tmp_path)

@@ -211,3 +211,29 @@ def test_page_and_json_show_the_schedule_table(fc_fast, tmp_path):
     assert "Schedule change: from" in page and "mg/week" in page and "none meets" in page
     doc = json.loads((tmp_path / "forecast.json").read_text())["recommendation"]
     assert doc["schedule_changed"] and doc["schedule"] == _q(8).label and len(doc["schedules"]) == 4
+
+
+def test_cli_schedules_option(synthetic_fit, tmp_path, monkeypatch, capsys):
+    """``poppk forecast ... --schedules 'A;B' --schedules C``: every schedule searched, the choice printed and
+    written (the saved fit replaced by the synthetic posterior: no MCMC)."""
+    import json
+
+    import poppk.model
+    from poppk.cli import main
+
+    monkeypatch.setattr(poppk.model, "load_fit", lambda path: synthetic_fit)
+    (tmp_path / "d.csv").write_text("TIME,AMT,DUR\n0,100,1\n24,100,1\n")
+    (tmp_path / "o.csv").write_text("TIME,DV\n20,0.12\n")
+    # schedule texts are in days: twice and three times a day (1-h infusions, hers)
+    code = main(["forecast", "fit", "--patient", PATIENT, "--doses", str(tmp_path / "d.csv"),
+                 "--observations", str(tmp_path / "o.csv"), "--label", "100 mg", "--draws", "80", "--seed", "7",
+                 "--target", "P(ctrough_ss < 1) <= 0.2 and P(cmax_ss > 12) <= 0.1",
+                 "--schedules", "times:0,0.5/1; q1d", "--schedules", "times:0,0.3333,0.6667/1",
+                 "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    doc = json.loads((tmp_path / "out" / "forecast.json").read_text())["recommendation"]
+    # q1d is her current schedule (listed once); the two others are searched
+    assert len(doc["schedules"]) == 4 and doc["schedule_changed"]
+    assert doc["schedule"] == doc["schedules"][2]["schedule"] and doc["schedules"][2]["chosen"]
+    assert "3 doses, cycle 1 day" in printed and "Schedule change" in (tmp_path / "out" / "forecast.html").read_text()
