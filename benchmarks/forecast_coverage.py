@@ -24,6 +24,12 @@ For each between-occasion variability (BOV) of clearance in ``--bov``:
    beside the share for the label rule (6 mg/kg AIBW) and for the recommendation made from
    her covariates alone.  The range is [0.8, 1.25] x the median true AUC_ss under the label.
 
+With ``--schedules 'q4w;d1,8 q3w'`` the dose is also recommended with the schedule search (her q3w kept
+unless another schedule meets the target with a probability 0.10 higher) and scored on the chosen schedule;
+``--cmax-bound F`` adds a peak ceiling to the target (F x the median true Cmax_ss under the label), the case
+where splitting a dose can help.  Truth on any schedule: her true CL and V through the shared kernel, AUC_ss
+per 21 days.
+
 Prints one table row per BOV value.  Every number depends only on ``--seed``.
 """
 
@@ -97,7 +103,18 @@ def _trial_table(pop, dose, t, dv, n_cycles) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["ID", "TIME", "EVID"], kind="stable")
 
 
-def run(bov: float, n_train: int, n_test: int, draws: int, seed: int) -> dict[str, float]:
+def _true_exposure(cl: np.ndarray, v: np.ndarray, schedule, dose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True steady-state AUC per 21 days and Cmax of each patient at ``dose`` (mg per administration) on
+    ``schedule``, from her true typical-occasion CL and V (the shared kernel)."""
+    from poppk.simulate.exposure import ExposurePlan, compute_exposures
+
+    e = compute_exposures({"CL": np.asarray(cl, float), "V1": np.asarray(v, float)},
+                          ExposurePlan.from_schedule(schedule, "day"), ["auc_ss", "cmax_ss"], n_cmt=1)
+    return dose * e["auc_ss"] * TAU / schedule.in_unit("day").cycle, dose * e["cmax_ss"]
+
+
+def run(bov: float, n_train: int, n_test: int, draws: int, seed: int, schedules: str | None = None,
+        cmax_bound: float | None = None) -> dict[str, float]:
     import poppk
     from poppk.data import read_nonmem
     from poppk.model import CovariateEffect, ModelSpec
@@ -121,6 +138,15 @@ def run(bov: float, n_train: int, n_test: int, draws: int, seed: int) -> dict[st
     lo, hi = 0.8 * np.median(label_auc), 1.25 * np.median(label_auc)
     target = f"auc_ss in [{lo:.1f}, {hi:.1f}]"
     schedule = Schedule.q3w(2, infusion=INFUSION)
+    bound = None
+    if cmax_bound is not None:  # a peak ceiling: cmax_bound x the median true Cmax_ss under the label
+        bound = cmax_bound * float(np.median(_true_exposure(tcl, tv, schedule, tdose)[1]))
+        target += f" and P(cmax_ss > {bound:.1f}) <= 0.1"
+    from poppk.forecast.cli import split_schedules
+    from poppk.forecast.recommend import parse_regimen
+
+    others = [parse_regimen(s, infusion=INFUSION) for s in split_schedules(schedules)]
+    rec_search: list[tuple[float, object]] = []
     cover, n_cov, err_ind, err_pop, ks = 0, 0, [], [], []
     rec_ind, rec_pop, times = [], [], []
     for i in range(n_test):
@@ -149,13 +175,36 @@ def run(bov: float, n_train: int, n_test: int, draws: int, seed: int) -> dict[st
         rp = poppk.recommend_dose(fc, target=target, schedule=schedule, step=10.0, prediction="population")
         rec_ind.append(r.dose_mg)
         rec_pop.append(rp.dose_mg)
-    in_range = lambda d: float(np.mean((d / tcl >= lo) & (d / tcl <= hi)))  # noqa: E731
+        if others:
+            rs = poppk.recommend_dose(fc, target=target, schedule=schedule, schedules=others, step=10.0)
+            rec_search.append((rs.dose_mg, next((s for s in [schedule, *others] if s.label == rs.schedule), schedule)))
+
+    def met(dose: np.ndarray, on=None) -> np.ndarray:
+        """Whether each true patient meets the target at ``dose`` on ``on`` (per patient; default q3w)."""
+        dose = np.asarray(dose, dtype=float)
+        ok = np.zeros(n_test, dtype=bool)
+        for k in range(n_test):
+            if not np.isfinite(dose[k]):
+                continue
+            auc, cmax = _true_exposure(tcl[k:k + 1], tv[k:k + 1], schedule if on is None else on[k], dose[k:k + 1])
+            ok[k] = lo <= auc[0] <= hi and (bound is None or cmax[0] <= bound)
+        return ok
+
+    in_range = lambda d: float(np.mean(met(d)))  # noqa: E731
+    searched = {}
+    if others:
+        d_s = np.array([d for d, _ in rec_search])
+        on_s = [s for _, s in rec_search]
+        searched = {"in_range_schedule_search": float(np.mean(met(d_s, on_s))),
+                    "share_schedule_changed": float(np.mean([s is not schedule for s in on_s])),
+                    "no_dose_q3w_only": float(np.mean(~np.isfinite(np.asarray(rec_ind, float)))),
+                    "no_dose_search": float(np.mean(~np.isfinite(d_s)))}
     return {
         "bov": bov, "fit_s": fit_s, "n_scored": n_cov, "coverage90": cover / max(n_cov, 1),
         "mae_log_individual": float(np.median(err_ind)), "mae_log_population": float(np.median(err_pop)),
         "in_range_recommended": in_range(np.asarray(rec_ind)), "in_range_population_rec": in_range(np.asarray(rec_pop)),
         "in_range_label": in_range(tdose), "median_forecast_s": float(np.median(times)),
-        "max_pareto_k": float(np.nanmax(ks)),
+        "max_pareto_k": float(np.nanmax(ks)), **searched,
     }
 
 
@@ -166,8 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bov", default="0,0.15", help="BOV SDs of log CL to simulate, comma-separated")
     p.add_argument("--draws", type=int, default=300, help="draws (and tuning steps) per chain of the fit")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--schedules", default=None, metavar="'q4w;d1,8 q3w'",
+                   help="other schedules recommend_dose may choose (';'-separated): adds the share in range with "
+                   "the schedule search (in_range_schedule_search) and the share whose schedule changed")
+    p.add_argument("--cmax-bound", type=float, default=None, metavar="F",
+                   help="add 'P(cmax_ss > F x the median true Cmax_ss under the label) <= 0.1' to the target; "
+                   "'in range' then also needs her true Cmax_ss under that bound")
     a = p.parse_args(argv)
-    rows = [run(float(b), a.n_train, a.n_test, a.draws, a.seed) for b in a.bov.split(",")]
+    rows = [run(float(b), a.n_train, a.n_test, a.draws, a.seed, a.schedules, a.cmax_bound) for b in a.bov.split(",")]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(pd.DataFrame(rows).round(3).to_string(index=False))
     return 0
