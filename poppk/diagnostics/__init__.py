@@ -24,7 +24,7 @@ from poppk.diagnostics.npde import npde_from_simulations, npde_table, npde_tests
 from poppk.diagnostics.predictive import add_predictive_groups, loo_pit, predictive_idata, prior_fit
 from poppk.diagnostics.prior_check import prior_parameter_table, prior_vpc_table, write_prior_checks
 from poppk.diagnostics.random_effects import eta_covariate_table, eta_distribution_table, eta_table
-from poppk.diagnostics.report import write_checks
+from poppk.diagnostics.check_files import write_checks
 from poppk.diagnostics.shrinkage import shrinkage_table
 from poppk.diagnostics.simulate import simulate_observations
 from poppk.diagnostics.vpc import bin_edges, censored_quantile, vpc_observations, vpc_table

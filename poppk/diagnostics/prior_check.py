@@ -153,7 +153,7 @@ def write_prior_checks(
         decades) and ``prior_vpc``.
     """
     from poppk import plots
-    from poppk.diagnostics.report import FIGURE_FORMATS, _csv, _fig
+    from poppk.diagnostics.check_files import FIGURE_FORMATS, _csv, _fig
 
     bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad or not formats:

@@ -1,12 +1,16 @@
 """Figures: one ``plot_*`` per figure, each drawing a table computed by
-:mod:`poppk.diagnostics` (plots do no statistics beyond trend lines).
+:mod:`poppk.diagnostics` or :mod:`poppk.simulate` (plots do no statistics
+beyond trend lines).
 
-Every function returns a :class:`matplotlib.figure.Figure` made without
-pyplot (Agg canvas): save it with ``fig.savefig(path)``; in Jupyter it is
-shown inline.
+The diagnostics figures return a :class:`matplotlib.figure.Figure` made
+without pyplot (Agg canvas): save it with ``fig.savefig(path)``; in Jupyter
+it is shown inline.  The dosing-strategy figures (:mod:`poppk.plots.strategies`,
+loaded on first use) draw on an ``Axes`` and return it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from poppk.plots.gof import (
     plot_dv_vs_ipred,
@@ -21,6 +25,9 @@ from poppk.plots.pit import plot_loo_pit
 from poppk.plots.random_effects import plot_eta_covariates, plot_eta_distributions
 from poppk.plots.vpc import plot_vpc
 
+_STRATEGY_PLOTS = ("plot_exposure_by_strategy", "plot_exposure_vs_weight", "plot_variance_ratio",
+                   "plot_model_answers", "plot_incidence", "plot_exposure_response")
+
 __all__ = [
     "plot_vpc",
     "plot_gof",
@@ -34,4 +41,14 @@ __all__ = [
     "plot_compare",
     "plot_pareto_k",
     "plot_loo_pit",
+    *_STRATEGY_PLOTS,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the strategy figures import poppk.simulate, which imports them: loaded on first use, not here
+    if name in _STRATEGY_PLOTS:
+        from poppk.plots import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module 'poppk.plots' has no attribute {name!r}")

@@ -21,8 +21,8 @@ schedule's doses; their closed forms are :mod:`poppk.pk.exposure`),
 (the simulation's entry points), :mod:`~poppk.simulate.execution` (blocks of
 draws and where they run), :mod:`~poppk.simulate.summaries` (BPV and
 uncertainty), :mod:`~poppk.simulate.dose_matching`,
-:mod:`~poppk.simulate.toxicity`, :mod:`~poppk.simulate.plots`,
-:mod:`~poppk.simulate.report`, :mod:`~poppk.simulate.parallel`,
+:mod:`~poppk.simulate.toxicity`, :mod:`~poppk.simulate.tables` (figures: :mod:`poppk.plots.strategies`),
+:mod:`~poppk.simulate.outputs`, :mod:`~poppk.simulate.parallel`,
 :mod:`~poppk.simulate.optimal` (the optimal size fraction f*),
 :mod:`~poppk.simulate.averaging` and :mod:`~poppk.simulate.answer` (the answer
 of several candidate fits combined by their LOO weights).
@@ -46,18 +46,6 @@ from poppk.simulate.exposure import (
     concentration_profile,
     exposure_metrics,
 )
-from poppk.simulate.plots import (
-    dose_table,
-    exposure_by_covariate,
-    exposure_distribution_table,
-    plot_exposure_by_strategy,
-    plot_exposure_response,
-    plot_exposure_vs_weight,
-    plot_incidence,
-    plot_model_answers,
-    plot_variance_ratio,
-    variance_ratio_table,
-)
 from poppk.simulate.optimal import optimal_size_fraction, summarize_optimal_fraction
 from poppk.simulate.population import (
     VirtualPopulation,
@@ -67,8 +55,9 @@ from poppk.simulate.population import (
     sample_population,
 )
 from poppk.simulate.parallel import local_cluster, parallel_executor
-from poppk.simulate.report import load_simulation, run_simulation, save_simulation, write_simulation_report
+from poppk.simulate.outputs import load_simulation, run_simulation, save_simulation, write_simulation_report
 from poppk.simulate.schedule import Schedule, parse_schedule
+from poppk.simulate.tables import dose_table, exposure_by_covariate, exposure_distribution_table, variance_ratio_table
 from poppk.simulate.strategies import (
     BASES,
     Capped,
@@ -153,3 +142,16 @@ __all__ = [
     "local_cluster",
     "parallel_executor",
 ]
+
+#: Figures of simulations, re-exported from :mod:`poppk.plots.strategies` (which imports this package's
+#: tables, so they are loaded on first use).
+_PLOTS = ("plot_exposure_by_strategy", "plot_exposure_response", "plot_exposure_vs_weight", "plot_incidence",
+          "plot_model_answers", "plot_variance_ratio")
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+    if name in _PLOTS:
+        from poppk.plots import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module 'poppk.simulate' has no attribute {name!r}")

@@ -301,7 +301,7 @@ def run_candidates(
 ) -> tuple[AveragedAnswer, dict[str, Path]]:
     """Everything ``poppk run`` does with several fits: simulate each, average, write.
 
-    Texts are parsed as in :func:`~poppk.simulate.report.run_simulation`; the
+    Texts are parsed as in :func:`~poppk.simulate.outputs.run_simulation`; the
     population is built once from the first fit's data and used for every
     model.  Each model's simulation report goes to ``out_dir/<model>/``,
     the averaged answer (:func:`write_answer`) to ``out_dir``.
@@ -313,7 +313,7 @@ def run_candidates(
         weight, for the report.
     """
     from poppk.simulate.parallel import parallel_executor
-    from poppk.simulate.report import save_simulation, simulation_inputs, write_command, write_simulation_report
+    from poppk.simulate.outputs import save_simulation, simulation_inputs, write_command, write_simulation_report
 
     first, strats, sched, pop = simulation_inputs(next(iter(fits.values())), strategies, schedule, population,
                                                   infusion=infusion, schedule_unit=schedule_unit, seed=seed,

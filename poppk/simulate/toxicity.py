@@ -303,7 +303,7 @@ def fit_exposure_toxicity(
     log_ref = float(np.round(np.median(np.median(loge, axis=0)), 6))
     x = loge - log_ref  # (M, n)
     yv = y.to_numpy(dtype=float)
-    with pm.Model(coords={"id": list(y.index)}) as model:
+    with pm.Model(coords={"id": list(y.index)}):
         alpha = pm.Normal("alpha", mu=intercept_prior[0], sigma=intercept_prior[1])
         beta = pm.Normal("beta", mu=slope_prior[0], sigma=slope_prior[1])
         if uncertainty == "marginal":

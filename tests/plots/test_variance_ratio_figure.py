@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
 
-from poppk.simulate.plots import plot_variance_ratio  # noqa: E402
+from poppk.plots.strategies import plot_variance_ratio  # noqa: E402
 
 
 def _summary() -> pd.DataFrame:
@@ -30,7 +30,7 @@ def test_x_label_is_inside_the_saved_figure():
     fig = ax.figure
     label = ax.xaxis.label
     assert "no unit" in label.get_text() and "CrI" in label.get_text()
-    # saved the way poppk.simulate.report saves it: no bbox_inches="tight"
+    # saved the way poppk.simulate.outputs saves it: no bbox_inches="tight"
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     fig.canvas.draw()  # lay out at the figure's own dpi before measuring

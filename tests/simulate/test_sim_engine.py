@@ -376,7 +376,7 @@ def test_loading_dose_in_text_and_dict_forms():
 def test_loading_dose_with_several_doses_in_cycle_one():
     """Days 1, 8, 15 of 28-day cycles, first dose L·D: only the day-1 dose of cycle 1 is scaled.
     AUC over [0, 28] = Σ a_j D/CL (1 - exp(-k (28 - t_j))); the dose table shows the first dose."""
-    from poppk.simulate.plots import dose_table
+    from poppk.simulate.tables import dose_table
 
     cl, v, d, loading = 0.5, 4.0, 100.0, 3.0
     spec = one_cmt_spec("TBW", iiv=("CL",))

@@ -8,9 +8,9 @@ line: a directory with
 ``per_draw.csv``
     :func:`~poppk.simulate.summaries.per_draw_statistics` in long form.
 ``doses.csv``
-    :func:`~poppk.simulate.plots.dose_table`.
+    :func:`~poppk.simulate.tables.dose_table`.
 ``exposure_quantiles_<metric>.csv``
-    :func:`~poppk.simulate.plots.exposure_distribution_table`.
+    :func:`~poppk.simulate.tables.exposure_distribution_table`.
 ``figures/``
     exposure by strategy and vs weight per metric, variance ratios.
 ``simulation.nc``
@@ -30,14 +30,7 @@ import xarray as xr
 
 from poppk.errors import ConfigError
 from poppk.io import atomic_write_text, atomic_writer, jsonable
-from poppk.simulate.plots import (
-    dose_table,
-    exposure_by_covariate,
-    exposure_distribution_table,
-    plot_exposure_by_strategy,
-    plot_exposure_vs_weight,
-    plot_variance_ratio,
-)
+from poppk.simulate.tables import dose_table, exposure_by_covariate, exposure_distribution_table
 from poppk.simulate.summaries import per_draw_statistics, summarize_strategies
 
 __all__ = ["save_simulation", "load_simulation", "write_simulation_report", "run_simulation"]
@@ -137,6 +130,7 @@ def write_simulation_report(
         import matplotlib
 
         matplotlib.use("Agg", force=False)
+        from poppk.plots.strategies import plot_exposure_by_strategy, plot_exposure_vs_weight, plot_variance_ratio
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
