@@ -107,9 +107,25 @@ for line in rec.reasoning:
 rec.exposure.round(2)
 
 # %% [markdown]
+# ## Another schedule?
+#
+# The same target, with Q4W and days 1 and 8 of a 3-week cycle considered beside
+# her Q3W.  Her schedule is kept when a dose on it meets the target, unless
+# another meets it with a probability at least 0.10 higher; the steady-state AUC
+# of a 4-week cycle is compared per 3 weeks (the same average concentration).
+
+# %%
+rec_s = poppk.recommend_dose(fc, target=target, schedule=schedule, schedules=["q4w", "d1,8 q3w"], label=label,
+                             step=10)
+for line in rec_s.reasoning:
+    print("-", line)
+rec_s.schedules[["rule", "schedule", "dose_mg", "mg_per_week", "probability", "chosen"]].round(3)
+
+# %% [markdown]
 # The same page from the command line (one self-contained HTML and a JSON):
 #
 # ```
 # poppk forecast FIT_DIR --patient "WT=82 HT=165 SEX=F ALB=3.6" --doses doses.csv \
-#     --observations obs.csv --target "auc_ss in [a, b] and P(cmax_c1 > x) <= 0.1" --out patient_42
+#     --observations obs.csv --target "auc_ss in [a, b] and P(cmax_c1 > x) <= 0.1" \
+#     --schedule q3w --schedules "q4w;d1,8 q3w" --out patient_42
 # ```

@@ -54,3 +54,15 @@ def test_bundled_analysis_end_to_end(bundled_out, tmp_path, capsys):
     meta = json.loads((out / "report.json").read_text())
     assert meta["provenance"]["data"]["sha256"] if isinstance(meta["provenance"].get("data"), dict) else meta["provenance"]
     assert (out / "parameters.csv").is_file() and (out / "covariate_effects.csv").is_file()
+    # [forecast]: the bundled table of patients, one page each and the summary (poppk forecast --patients' code)
+    assert "== 7. individual forecasts from the 'AIBW' fit" in log
+    summary = pd.read_csv(out / "forecast" / "patients.csv").set_index("ID")
+    assert list(summary.index) == ["A", "B", "C"] and "error" not in summary.columns
+    assert list(summary["n_observations"]) == [3, 1, 0] and summary["schedule"].notna().all()
+    assert (summary["dose_mg"].dropna() % 10 == 0).all() and (summary["dose_mg"].dropna() <= 1000).all()
+    for p in "ABC":
+        page = (out / "forecast" / p / "forecast.html").read_text()
+        assert "Recommendation" in page and "mg/week" in page  # the table of schedules searched
+    rec = json.loads((out / "forecast" / "A" / "forecast.json").read_text())["recommendation"]
+    assert [s["schedule"].split(",")[0] for s in rec["schedules"]] == ["Q3W x6", "Q4W x6", "D1", "Q3W x6"]
+    assert sum(s["chosen"] for s in rec["schedules"]) == (1 if rec["dose_mg"] == rec["dose_mg"] else 0)
