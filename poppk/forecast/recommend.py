@@ -27,6 +27,12 @@ exposure per mg on the schedule is computed once per posterior sample
 candidate dose is a rescaling of it.  The label's rule (e.g. ``6 mg/kg
 AIBW``) is evaluated for the same patient the same way, so the two doses
 and their probabilities are side by side.
+
+With ``schedules=`` the dose is searched on other regimens too (``q4w``,
+``d1,8 q3w``... :func:`parse_regimen`) and the schedule chosen as a
+clinician would: hers is kept when a dose on it meets the target, unless
+another meets it with a clearly higher probability (:func:`recommend_dose`,
+Notes, which also say how metrics are compared across cycle lengths).
 """
 
 from __future__ import annotations

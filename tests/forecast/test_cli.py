@@ -26,6 +26,7 @@ def test_forecast_command_writes_page_and_json(saved_fit, tmp_path, capsys):
         "forecast", str(saved_fit), "--patient", "WT=70 HT=170 SEX=F", "--doses", str(doses),
         "--observations", str(obs), "--target", "auc_ss in [40, 60] and P(cmax_c1 > 12) <= 0.1",
         "--label", "100 mg", "--step", "10", "--out", str(out), "--draws", "60",
+        "--schedules", "times:0,0.5/1",  # twice a day (schedule texts are in days) beside her once-daily doses
     ])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -34,6 +35,11 @@ def test_forecast_command_writes_page_and_json(saved_fit, tmp_path, capsys):
     assert page.count("data:image/png;base64,") == 2 and "Recommendation" in page and "flat 100 mg" in page
     doc = json.loads((out / "forecast.json").read_text())
     assert doc["recommendation"]["dose_mg"] % 10 == 0
+    sched = doc["recommendation"]["schedules"]
+    assert [s["rule"] for s in sched] == ["recommended", "recommended", "label: flat 100 mg"]
+    # the same 24-h cycle with two doses: every metric compared as it is
+    assert sched[1]["doses_per_cycle"] == 2 and sched[1]["auc_ss_scale"] == 1.0
+    assert sum(s["chosen"] for s in sched) == 1
     assert len(doc["observations"]) == 2 and doc["observations"][1]["BLQ"] is True
     assert set(doc["exposure"]) == {"individual", "population"}
 
