@@ -18,8 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/poppk demo --out $(OUT)
 
+# Two workers (pytest-xdist): tests that share fitted fixtures stay on one worker (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra --durations=25
+	$(BIN)/python -m pytest -q -ra --durations=25 -n 2 --dist loadgroup
 
 # Executed notebooks with their figures (notebooks/executed/*.ipynb); after `make demo`
 # they load the demo's fits from $(OUT)/fits instead of refitting.

@@ -62,3 +62,40 @@ def bundled_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundled") / "out"
     (out / "fits").mkdir(parents=True)
     return out
+
+
+# ------------------------------------------------------------------ parallel runs (pytest-xdist)
+#: Test files that share the bundled analysis' fit store (the ``bundled_out`` fixture): one worker.
+_BUNDLED = ("test_notebooks.py", "test_workflow.py")
+
+
+def _group(path: Path) -> str:
+    """The xdist group of a test file: tests that share fitted fixtures run on one worker.
+
+    Session fixtures and the ``lru_cache`` fits of ``_diag_fixtures``/``_report_fixtures``
+    live per process, so a package's tests stay together (each fit made once); the bundled
+    analysis' store is shared by the notebooks and the end-to-end run; other top-level files
+    are groups of their own.
+    """
+    rel = path.relative_to(REPO / "tests")
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return "bundled" if rel.name in _BUNDLED else rel.stem
+
+
+#: Groups started first (the longest), so that no long group starts last on a worker.
+_FIRST = ("bundled", "test_calibration_smoke", "model", "simulate", "diagnostics")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``), keep each group on one worker.
+
+    The longest groups are put first; the order within a group is unchanged.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    groups = {id(item): _group(Path(str(item.fspath))) for item in items}
+    rank = {g: i for i, g in enumerate(_FIRST)}
+    items.sort(key=lambda it: rank.get(groups[id(it)], len(rank)))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
