@@ -77,7 +77,10 @@ def _group(path: Path) -> str:
     analysis' store is shared by the notebooks and the end-to-end run; other top-level files
     are groups of their own.
     """
-    rel = path.relative_to(REPO / "tests")
+    try:
+        rel = path.relative_to(REPO / "tests")
+    except ValueError:  # e.g. doctests of the package
+        return "outside-tests"
     if len(rel.parts) > 1:
         return rel.parts[0]
     return "bundled" if rel.name in _BUNDLED else rel.stem

@@ -284,53 +284,24 @@ def _default_schedule(fc: Any) -> Any:
     return Schedule.every(fc.cycle, 2, infusion=_her_infusion(fc), unit=fc.time_unit)
 
 
-_REGIMEN = re.compile(r"(?:d(\d+(?:,\d+)*))?q(\d*)([wd])(?::(\d+))?")
-
-
 def parse_regimen(text: str, *, infusion: Any = 0.0, unit: str = "day") -> Any:
-    """A schedule from its clinical shorthand, else :func:`~poppk.simulate.schedule.parse_schedule`'s forms.
+    """A schedule from text: :func:`~poppk.simulate.schedule.parse_schedule`, clinical forms included.
 
     ``q3w``, ``q4w``, ``q2w``, ``qw``, ``q14d`` (one dose per cycle), ``d1,8 q3w`` or
     ``d1,8,15 q4w`` (doses on those days of each cycle), each optionally with
-    ``:n`` cycles (default 6) and ``;loading=2``; or any form of ``parse_schedule``
-    (``every:14:8``, ``times:0,7/21``...).  ``infusion`` is in ``unit``.
+    ``:n`` cycles and ``;loading=2``; ``every:14:8``, ``times:0,7/21``...
+    ``infusion`` is in ``unit``.
 
     >>> parse_regimen("d1,8 q3w").pattern, parse_regimen("d1,8 q3w").cycle
     ((0.0, 7.0), 21.0)
     >>> parse_regimen("q4w:3", infusion="1 h").label
     'Q4W x3, 60 min infusion'
     """
-    from poppk.simulate.schedule import Schedule, convert_time, parse_schedule
+    from poppk.simulate.schedule import parse_schedule
 
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"a schedule is text such as 'q3w', 'q4w' or 'd1,8 q3w', got {text!r}")
-    base, _, mods = text.strip().lower().replace(" ", "").partition(";")
-    m = _REGIMEN.fullmatch(base)
-    if not m or base.startswith(("d1-8-15", "weekly")):
-        try:
-            return parse_schedule(text, infusion=infusion, unit=unit)
-        except ConfigError as err:
-            if str(err).startswith("cannot read schedule"):
-                raise ConfigError(f"{err}; or the clinical forms 'q3w', 'q4w', 'q2w', 'q14d', 'd1,8 q3w', "
-                                  "'d1,8,15 q4w' (':n' cycles)") from None
-            raise
-    every = int(m.group(2) or 1)
-    if every < 1:
-        raise ConfigError(f"schedule {text!r}: the interval must be at least 1")
-    cycle = float(convert_time(every * (7.0 if m.group(3) == "w" else 1.0), "day", unit))
-    day = float(convert_time(1.0, "day", unit))
-    days = [int(d) for d in m.group(1).split(",")] if m.group(1) else [1]
-    n = int(m.group(4)) if m.group(4) else 6
-    if n < 1 or days[0] < 1 or any(b <= a for a, b in zip(days, days[1:])) or (days[-1] - 1) * day >= cycle:
-        raise ConfigError(f"schedule {text!r}: the days must increase from day 1 within the "
-                          f"{every}-{'week' if m.group(3) == 'w' else 'day'} cycle, with at least one cycle")
-    name = (f"D{','.join(map(str, days))} " if m.group(1) else "") + \
-        (f"Q{every if every > 1 else ''}{m.group(3).upper()}" if m.group(3) == "w" else f"Q{every}D") + f" x{n}"
-    times = [k * cycle + (d - 1) * day for k in range(n) for d in days]
-    s = Schedule(tuple(times), infusion, cycle, unit, name)
-    if mods:  # ';loading=2', read as parse_schedule reads it
-        return s.with_loading(parse_schedule(f"times:0/1;{mods}").loading)
-    return s
+    return parse_schedule(text, infusion=infusion, unit=unit)
 
 
 def _as_schedule(value: Any, fc: Any, what: str) -> Any:

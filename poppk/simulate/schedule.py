@@ -271,7 +271,9 @@ def parse_schedule(text: str, *, infusion: Any = 0.0, unit: str = "day") -> Sche
     ``q3w:6`` (6 cycles of 21 days), ``qw:12`` or ``weekly:12``,
     ``d1-8-15q4w:6`` or ``weekly_x3_q4w:6``, ``every:14:8`` (8 doses every 14
     ``unit``), ``times:0,7,21`` (arbitrary; cycle = first interval) or
-    ``times:0,7,21/28`` (cycle 28).
+    ``times:0,7,21/28`` (cycle 28); the clinical shorthand ``q4w``, ``q2w``,
+    ``q14d``, ``d1,8 q3w``, ``d1,8,15 q4w`` (doses on those days of every
+    cycle; 6 cycles unless ``:n``).
 
     A loading dose is written after a semicolon: ``q3w:6;loading=2`` (the
     first dose twice the maintenance dose).
@@ -280,6 +282,9 @@ def parse_schedule(text: str, *, infusion: Any = 0.0, unit: str = "day") -> Sche
     'Q3W x4, 90 min infusion'
     >>> parse_schedule("q3w:4; loading=1.5").loading
     1.5
+    >>> s = parse_schedule("d1,8 q3w")
+    >>> s.pattern, s.cycle, s.n_doses
+    ((0.0, 7.0), 21.0, 12)
     """
     t, _, mods = str(text).strip().lower().replace(" ", "").partition(";")
     if mods:
@@ -312,7 +317,35 @@ def _parse_schedule_base(t: str, text: str, infusion: Any, unit: str) -> Schedul
         body, _, cyc = args[0].partition("/")
         return Schedule.from_times([float(x) for x in body.split(",") if x], infusion=infusion,
                                    cycle=float(cyc) if cyc else None, unit=unit)
+    clinical = _clinical(t, text, infusion, unit)
+    if clinical is not None:
+        return clinical
     raise ConfigError(
-        f"cannot read schedule {text!r}; examples: 'q3w:6', 'weekly:12', 'weekly_x3_q4w:6', 'every:14:8', "
-        "'times:0,7,21/28'"
+        f"cannot read schedule {text!r}; examples: 'q3w:6', 'q4w', 'q14d', 'd1,8 q3w', 'weekly:12', "
+        "'weekly_x3_q4w:6', 'every:14:8', 'times:0,7,21/28'"
     )
+
+
+#: ``[d<days>]q<n><w|d>[:<cycles>]``: doses on those days of every n-week (or n-day) cycle.
+_CLINICAL = re.compile(r"(?:d(\d+(?:,\d+)*))?q(\d*)([wd])(?::(\d+))?")
+
+
+def _clinical(t: str, text: str, infusion: Any, unit: str) -> Schedule | None:
+    """The clinical shorthand (``q4w``, ``q2w``, ``q14d``, ``d1,8 q3w``, ``d1,8,15 q4w``; 6 cycles unless ``:n``)."""
+    m = _CLINICAL.fullmatch(t)
+    if not m:
+        return None
+    every = int(m.group(2) or 1)
+    weeks = m.group(3) == "w"
+    days = [int(d) for d in m.group(1).split(",")] if m.group(1) else [1]
+    n = int(m.group(4)) if m.group(4) else 6
+    cycle_days = every * (7 if weeks else 1)
+    if every < 1 or n < 1 or days[0] < 1 or any(b <= a for a, b in zip(days, days[1:])) or days[-1] > cycle_days:
+        raise ConfigError(f"schedule {text!r}: the interval and the number of cycles must be at least 1, and the "
+                          f"days must increase from day 1 within the {cycle_days}-day cycle")
+    cycle = float(convert_time(float(cycle_days), "day", unit))
+    day = float(convert_time(1.0, "day", unit))
+    name = (f"D{','.join(map(str, days))} " if m.group(1) else "") + \
+        (f"Q{every if every > 1 else ''}W" if weeks else f"Q{every}D") + f" x{n}"
+    times = [k * cycle + (d - 1) * day for k in range(n) for d in days]
+    return Schedule(tuple(times), infusion, cycle, unit, name)
