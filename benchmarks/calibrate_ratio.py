@@ -308,6 +308,54 @@ def summarize(results: list[dict[str, Any]], truths: dict[str, dict[str, Any]]) 
     return pd.DataFrame(out).set_index(["answer", "metric", "truth"])
 
 
+def plot_coverage(table: pd.DataFrame, path: str | Path, *, nominal: float = 0.9) -> Path:
+    """The shortfall: coverage of each answer's 90% interval per truth, with Clopper-Pearson 95% bars.
+
+    One panel per metric; rows of :func:`summarize` (``answer`` ``f*`` left out).
+    Written atomically as PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from poppk.io import atomic_write_bytes
+
+    tab = table.drop(index="f*", level="answer", errors="ignore")
+    metrics = list(dict.fromkeys(tab.index.get_level_values("metric")))
+    answers = list(dict.fromkeys(tab.index.get_level_values("answer")))
+    truths = list(dict.fromkeys(t for t in tab.index.get_level_values("truth") if t != "pooled")) + ["pooled"]
+    fig = Figure(figsize=(4.2 * len(metrics), 0.5 * len(truths) * len(answers) / 2 + 1.6))
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    step = 0.8 / max(len(answers), 1)
+    for ax, m in zip(axes, metrics):
+        for j, a in enumerate(answers):
+            rows = [(i, tab.loc[(a, m, t)]) for i, t in enumerate(truths) if (a, m, t) in tab.index]
+            if not rows:
+                continue
+            y = np.array([len(truths) - 1 - i + 0.4 - (j + 0.5) * step for i, _ in rows])
+            cov = np.array([r["coverage"] for _, r in rows])
+            lo = np.array([r["coverage_lo"] for _, r in rows])
+            hi = np.array([r["coverage_hi"] for _, r in rows])
+            ax.errorbar(cov, y, xerr=[cov - lo, hi - cov], fmt="o" if a == "averaged" else ".", ms=6 if a == "averaged"
+                        else 4, capsize=2, label=a)
+        ax.axvline(nominal, color="0.3", ls="--", lw=1)
+        ax.set_xlim(0, 1.02)
+        ax.set_title(f"variance ratio of {m}")
+        ax.set_xlabel(f"coverage of the {nominal:.0%} interval")
+    labels = [f"{t} (n={int(tab.loc[(answers[0], metrics[0], t), 'n'])})" if (answers[0], metrics[0], t) in tab.index
+              else t for t in truths]
+    axes[0].set_yticks(np.arange(len(truths))[::-1], labels)
+    axes[-1].legend(loc="lower left", fontsize=8, title="answer")
+    fig.suptitle("Calibration of the dosing answer (AIBW vs TBW dosing) against the truth", fontsize=10)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--truths", default=",".join(TRUTHS), help=f"comma-separated, of {list(TRUTHS)}")
@@ -324,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--draws", type=int, default=300)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--plot", default=None, metavar="PNG", help="write the coverage per truth and answer (the shortfall)")
     ap.add_argument("--paired-with", default=None, metavar="CACHE",
                     help="report only the (truth, replicate) pairs also cached in CACHE (the same simulated "
                          "trials: seeds follow truth and replicate), to compare two candidate sets trial by trial")
@@ -396,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     print(f"\n{len(results)} replicates in {cache}; {asdict(settings)}")
     print(table.round(3).to_string())
+    if args.plot:
+        print(f"figure: {plot_coverage(table, args.plot)}")
     secs = [r["seconds"] for r in results if not r.get("failed")]
     print(f"\nper replicate: median {np.median(secs):.0f} s (3 fits + LOO + simulations); "
           f"this run {time.perf_counter() - t0:.0f} s")

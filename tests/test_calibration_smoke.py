@@ -55,4 +55,6 @@ def test_one_replicate_is_analysed_cached_and_summarised(tmp_path):
     assert row["wrong_side"] == float(a["hi"] < 1 <= t or a["lo"] > 1 >= t)
     assert row["median_log_bias"] == pytest.approx(np.log(a["median"] / t))
     assert ("f*", "cmax_c1", "pooled") in table.index
+    png = cal.plot_coverage(table, tmp_path / "coverage.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cal.clopper_pearson(18, 20) == pytest.approx((0.683, 0.988), abs=1e-3)
