@@ -90,6 +90,7 @@ def _group(path: Path) -> str:
 _FIRST = ("bundled", "test_calibration_smoke", "model", "simulate", "diagnostics")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``), keep each group on one worker.
 
