@@ -90,16 +90,27 @@ def _group(path: Path) -> str:
 _FIRST = ("bundled", "test_calibration_smoke", "model", "simulate", "diagnostics")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``), keep each group on one worker.
-
-    The longest groups are put first; the order within a group is unchanged.
-    """
+    """Under pytest-xdist, the longest groups first; the order within a group is unchanged."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    groups = {id(item): _group(Path(str(item.fspath))) for item in items}
     rank = {g: i for i, g in enumerate(_FIRST)}
-    items.sort(key=lambda it: rank.get(groups[id(it)], len(rank)))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
+    items.sort(key=lambda it: rank.get(_group(Path(str(it.fspath))), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``-n N --dist loadgroup`` (``make test``): each group (:func:`_group`) runs on one worker.
+
+    A scheduler of scopes whose scope is the group, rather than ``xdist_group``
+    marks: pytest-xdist 3.8 renames a marked test's node id, which pytest 9.2
+    no longer allows, so marks are silently ignored.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(REPO / nodeid.split("::", 1)[0])
+
+    return _GroupScheduling(config, log)
