@@ -15,17 +15,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from poppk.pk.ops import is_tensor
+
 __all__ = ["residual_sd", "observation_loglik", "log_ndtr"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _is_tensor(*xs: Any) -> bool:
-    try:
-        from pytensor.graph.basic import Variable
-    except ImportError:  # pragma: no cover
-        return False
-    return any(isinstance(x, Variable) for x in xs)
 
 
 #: Below this the tensor ``log_ndtr`` uses the asymptotic series (``erfc`` is accurate above).
@@ -47,7 +41,7 @@ def log_ndtr(x: Any) -> Any:
     >>> bool(np.allclose(log_ndtr(pt.as_tensor(x)).eval(), ref(x), rtol=1e-13, atol=0))
     True
     """
-    if _is_tensor(x):
+    if is_tensor(x):
         import pytensor.tensor as pt
 
         x = pt.as_tensor_variable(x)
@@ -92,7 +86,7 @@ def residual_sd(ipred: Any, sigma: Mapping[str, Any], error: str) -> Any:
 
 
 def _ops(x: Any) -> Any:
-    if _is_tensor(x):
+    if is_tensor(x):
         import pytensor.tensor as pt
 
         return pt
@@ -133,7 +127,7 @@ def observation_loglik(
     -------
     The pointwise log-likelihood, same shape as the broadcast inputs.
     """
-    xp = _ops(ipred) if not _is_tensor(dv) else _ops(dv)
+    xp = _ops(ipred) if not is_tensor(dv) else _ops(dv)
     ip = xp.maximum(ipred, floor)
     if error == "exponential":
         sd = sigma["exp"]

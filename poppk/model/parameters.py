@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from poppk.model.spec import SIZE_FRACTION, CovariateEffect, ModelSpec
+from poppk.pk.ops import is_tensor
 
 __all__ = ["covariate_log_effect", "log_individual_parameters", "covariate_columns", "base_key"]
 
@@ -89,11 +90,11 @@ def covariate_log_effect(
         bref = effect.base_reference if base_reference is None else base_reference
         return beta * adjusted_log_size(x, base, fraction, ref, bref)
     if effect.form == "power":
-        return beta * np.log(np.asarray(x) / ref) if not _is_tensor(beta, x) else beta * _log(x / ref)
+        return beta * np.log(np.asarray(x) / ref) if not is_tensor(beta, x) else beta * _log(x / ref)
     if effect.form == "exponential":
         return beta * (x - ref)
     if effect.form == "linear":
-        return _log(1.0 + beta * (x - ref)) if _is_tensor(beta, x) else np.log(1.0 + beta * (x - ref))
+        return _log(1.0 + beta * (x - ref)) if is_tensor(beta, x) else np.log(1.0 + beta * (x - ref))
     if effect.form == "categorical":
         return beta * x
     raise ValueError(f"unknown covariate form {effect.form!r}")
@@ -109,15 +110,9 @@ def adjusted_log_size(total: Any, base: Any, fraction: Any, reference: Any, base
     """
     size = base + fraction * (total - base)
     ref = base_reference + fraction * (reference - base_reference)
-    if _is_tensor(total, base, fraction):
+    if is_tensor(total, base, fraction):
         return _log(size) - _log(ref)
     return np.log(size) - np.log(ref)
-
-
-def _is_tensor(*xs: Any) -> bool:
-    from poppk.model.likelihood import _is_tensor as it
-
-    return it(*xs)
 
 
 def _log(x: Any) -> Any:

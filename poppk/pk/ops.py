@@ -192,10 +192,10 @@ NUMPY = _NumpyOps()
 PYTENSOR = _PytensorOps()
 
 
-def is_tensor(x: Any) -> bool:
-    """True if ``x`` is a PyTensor ``Variable`` (without importing PyTensor)."""
+def is_tensor(*xs: Any) -> bool:
+    """True if any argument is a PyTensor ``Variable`` (without importing PyTensor)."""
     basic = sys.modules.get("pytensor.graph.basic")
-    return basic is not None and isinstance(x, basic.Variable)
+    return basic is not None and any(isinstance(x, basic.Variable) for x in xs)
 
 
 def get_ops(*arrays: Any) -> Ops:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -23,6 +23,20 @@ from poppk.errors import ModelSpecError
 from poppk.model.spec import ModelSpec
 
 __all__ = ["PosteriorDraws"]
+
+
+def draw_subset(total: int, n_draws: int | None, seed: Sequence[int]) -> np.ndarray:
+    """Indices of ``n_draws`` of ``total`` flattened posterior draws, sorted, without replacement.
+
+    Every draw when ``n_draws`` is None or at least ``total``; otherwise a random
+    subset from ``numpy.random.default_rng(seed)`` (the simulation and the
+    exposure-toxicity model seed their subsets ``[seed, 0]`` and ``[seed, 2]``).
+    """
+    if n_draws is None or n_draws >= total:
+        return np.arange(total)
+    if int(n_draws) < 1:
+        raise ModelSpecError(f"n_draws must be >= 1, got {n_draws}")
+    return np.sort(np.random.default_rng(list(seed)).choice(total, size=int(n_draws), replace=False))
 
 
 def _check_resolved(spec: ModelSpec) -> None:
@@ -123,12 +137,7 @@ class PosteriorDraws:
         post = posterior if "chain" in posterior.dims else posterior.expand_dims(chain=[0])
         post = post.stack(sample=("chain", "draw")).transpose("sample", ...)
         total = post.sizes["sample"]
-        if n_draws is None or n_draws >= total:
-            idx = np.arange(total)
-        else:
-            if int(n_draws) < 1:
-                raise ModelSpecError(f"n_draws must be >= 1, got {n_draws}")
-            idx = np.sort(np.random.default_rng([int(seed), 0]).choice(total, size=int(n_draws), replace=False))
+        idx = draw_subset(total, n_draws, [int(seed), 0])
         post = post.isel(sample=idx)
         n = len(idx)
 

@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from poppk.errors import ConfigError, DatasetError, DataWarning
+from poppk.simulate.draws import draw_subset
 from poppk.simulate.exposure import DOSE_LINEAR_METRICS, ExposurePlan, compute_exposures, metric_units
 from poppk.simulate.schedule import Schedule, convert_time
 from poppk.simulate.summaries import patient_weights
@@ -98,11 +99,7 @@ def trial_exposures(
         raise ConfigError(f"metric must be one of {DOSE_LINEAR_METRICS}, got {metric!r}")
     ind = fit.individual_parameters()
     ind = ind.stack(sample=("chain", "draw")).transpose("sample", "id")
-    total = ind.sizes["sample"]
-    if n_draws is None or n_draws >= total:
-        idx = np.arange(total)
-    else:
-        idx = np.sort(np.random.default_rng([int(seed), 2]).choice(total, size=int(n_draws), replace=False))
+    idx = draw_subset(ind.sizes["sample"], n_draws, [int(seed), 2])
     ind = ind.isel(sample=idx)
     ids = [str(i) for i in ind["id"].values]
     subjects = list(fit.data.subjects)
