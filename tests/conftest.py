@@ -109,6 +109,8 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    config.option.loadscopereorder = False  # keep the collection's order (longest first), not by test count
+
     class _GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return _group(REPO / nodeid.split("::", 1)[0])
