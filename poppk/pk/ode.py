@@ -50,12 +50,16 @@ the *natural* parameters (not their logarithms: TDA may be negative); for log
 parameters multiply column j by θ_j.  It is exact up to the solver tolerance
 (the sensitivities are integrated, not finite-differenced).
 
-These models are not stiff for pharmacokinetic parameter values: the fastest
-rate, ``(CL + Q)/V1 + Q/V2`` (or ``VMAX/KM/V1``), times the time between
-events is at most a few hundred, which an explicit method handles in a few
-hundred steps.  Should a parameter set be stiff (a very fast distribution
-against a long dosing interval), the step count per subject is capped
-(``max_steps``) and :class:`ODESolverError` says so instead of running on.
+For typical pharmacokinetic parameter values these models are not stiff:
+the fastest rate, ``(CL + Q)/V1 + Q/V2`` (or ``VMAX/KM/V1``), times the time
+between events is at most a few hundred, which an explicit method handles in
+a few hundred steps.  They do become stiff when that product is large (a very
+fast distribution or low-concentration elimination against a long dosing
+interval, e.g. ``VMAX/KM/V1`` of 1000/h against 24-h intervals, which a
+sampler's warm-up can visit): the step count then grows in proportion.  The
+step count per subject is capped (``max_steps``) and :class:`ODESolverError`
+says so instead of running on; a stiff (implicit or Rosenbrock) method is
+not implemented.
 
 Examples
 --------
