@@ -383,6 +383,7 @@ def run(reps: Iterable[int], settings: Settings, cache: Path, *, workers: int = 
     """
     from poppk.data import read_nonmem
     from poppk.model import FitJob, iter_fits
+    from poppk.model.reuse import code_revision
 
     spec = sbc_spec()
     todo = [r for r in reps if not _cache_path(cache, settings, r).is_file()]
@@ -399,7 +400,8 @@ def run(reps: Iterable[int], settings: Settings, cache: Path, *, workers: int = 
     for out in iter_fits(jobs, workers=workers or None, address=scheduler, then=_Thin(settings.thin_to)):
         r = int(out.key)
         doc: dict[str, Any] = {"rep": r, "seed": [SEED, r], "truth": truths[r], "seconds": out.seconds,
-                               "worker": out.worker, "compiled": out.compiled, "settings": asdict(settings)}
+                               "worker": out.worker, "compiled": out.compiled, "settings": asdict(settings),
+                               "spec_digest": spec_digest(spec), "code_revision": code_revision()}
         if out.ok:
             v = out.value
             doc["ranks"] = {name: sbc_rank(d, truths[r][name]) for name, d in v["draws"].items()}
@@ -414,9 +416,29 @@ def run(reps: Iterable[int], settings: Settings, cache: Path, *, workers: int = 
     return len(jobs)
 
 
-def load(cache: Path, settings: Settings) -> list[dict[str, Any]]:
-    """Every cached replicate of these settings."""
-    return [json.loads(p.read_text()) for p in sorted((cache / settings.tag).glob("rep_*.json"))]
+def spec_digest(spec: Any) -> str:
+    """A digest of the model (priors included) a replicate was simulated from and fitted with."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load(cache: Path, settings: Settings, *, log: Any = print) -> list[dict[str, Any]]:
+    """Every cached replicate of these settings made with today's :func:`sbc_spec`.
+
+    A replicate records the digest of its spec (``spec_digest``) and poppk's
+    code revision; one of another spec (e.g. other default priors) is a different
+    study and is left out, with a message.  Replicates cached before the digest
+    was recorded are kept (they carry the settings of the tag only).
+    """
+    current = spec_digest(sbc_spec())
+    docs = [json.loads(p.read_text()) for p in sorted((cache / settings.tag).glob("rep_*.json"))]
+    other = [d for d in docs if d.get("spec_digest") not in (None, current)]
+    if other:
+        log(f"left out {len(other)} replicate(s) of another spec than today's sbc_spec() "
+            f"(digests {sorted({d['spec_digest'] for d in other})}, today {current}); "
+            f"use another --cache for a new study")
+    return [d for d in docs if d.get("spec_digest") in (None, current)]
 
 
 def report(results: list[dict[str, Any]], settings: Settings, *, alpha: float = 0.05) -> dict[str, Any]:

@@ -124,6 +124,13 @@ def test_three_replicates_end_to_end(sbc, tmp_path):
         assert isinstance(d["converged"], bool)
     # resumable: nothing left to run
     assert sbc.run(range(3), settings, tmp_path, workers=0, log=lambda *a, **k: None) == 0
+    assert {d["spec_digest"] for d in docs} == {sbc.spec_digest(sbc.sbc_spec())}
+    # a replicate of another spec (other priors) is another study: left out, with a message
+    stale = dict(docs[2], spec_digest="0" * 16)
+    (tmp_path / settings.tag / "rep_0002.json").write_text(json.dumps(stale))
+    said: list[str] = []
+    assert len(sbc.load(tmp_path, settings, log=said.append)) == 2 and "another spec" in said[0]
+    (tmp_path / settings.tag / "rep_0002.json").write_text(json.dumps(docs[2]))
     rep = sbc.report(sbc.load(tmp_path, settings), settings)
     assert rep["n"] == 3 and rep["n_failed"] == 0
     assert list(rep["all"].index) == ["CL", "V1", "omega_CL", "omega_V1", "sigma_prop"]
