@@ -54,6 +54,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
     title = "Covariate report"
     dosing = ["flat", "per_kg"] # --per-kg: exposure ratios under mg/kg dosing too
     formats = ["html", "csv", "json"]
+    subject_level = true        # false: no figure of a subject's own covariate values (a report to share)
 
     [forecast]                  # poppk forecast --patients: one page per patient, <out>/forecast/<ID>/
     patients = "patients.csv"   # ID and covariates, one row per patient (relative to this file), or inline:
@@ -101,7 +102,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
                  "exceed": dict, "threshold": (int, float), "workers": int,
                  "parallel": str, "scheduler_address": str, "optimal_target": str, "model_weights": str},
-    "report": {"enabled": bool, "title": str, "formats": list, "dosing": list},
+    "report": {"enabled": bool, "title": str, "formats": list, "dosing": list, "subject_level": bool},
     "forecast": {"enabled": bool, "model": str, "patients": (str, list), "doses": (str, list),
                  "observations": (str, list), "target": str, "label": str, "schedule": str, "schedules": list,
                  "step": (int, float), "max_dose": (int, float), "draws": int, "seed": int},
@@ -396,14 +397,14 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     from poppk.workflow import report_step, simulation_step
 
     step = simulation_step(config, fits, comparison, out, quick=quick, echo=echo)
-    if config.get("report", "enabled", True):
-        report_step(config, fits, comparison, step, out, echo=echo)
-    forecast_failed = 0
+    forecast_failed, summary = 0, None
     if config.sections.get("forecast") and config.get("forecast", "enabled", True):
         from poppk.workflow import forecast_step
 
         summary = forecast_step(config, fits, step, out, quick=quick, echo=echo)
         forecast_failed = int(summary["error"].notna().sum()) if "error" in summary else 0
+    if config.get("report", "enabled", True):
+        report_step(config, fits, comparison, step, out, echo=echo, forecasts=summary)
     echo(f"\ndone in {time.perf_counter() - t_start:.0f} s; open {(out / 'report.html').resolve()}")
     unconverged = {name: f.convergence() for name, f in fits.items() if not f.convergence().ok}
     if unconverged and not (quick or config.get("fit", "allow_unconverged", False)):

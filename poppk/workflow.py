@@ -169,9 +169,11 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
 
 
 def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: SimulationStep, out: Path, *,
-                echo: Any = None) -> dict[str, Path]:
-    """Step 6 of ``poppk run``: one report: parameters, convergence, the checks of step 3
-    (``out/checks/<fit>``, embedded), model comparison, covariates and the (averaged) dosing answer."""
+                echo: Any = None, forecasts: Any = None) -> dict[str, Path]:
+    """Step 7 of ``poppk run``: one report: parameters, convergence, the checks of step 3
+    (``out/checks/<fit>``, embedded), model comparison, covariates, the (averaged) dosing answer
+    and, when step 6 ran, the individual forecasts with a link to each patient's page.
+    ``[report] subject_level = false`` leaves out the figures of each subject's covariate values."""
     from poppk.progress import echo as log_echo
     from poppk.report import export_covariate_report
 
@@ -179,7 +181,7 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
 
     target = fits.get(step.fit_name, next(iter(fits.values())))
     checks = out / "checks" / (step.fit_name if step.fit_name in fits else next(iter(fits)))  # step 3's output
-    echo(f"\n== 6. covariate report of '{step.fit_name}' -> {out}")
+    echo(f"\n== 7. covariate report of '{step.fit_name}' -> {out}")
     answer_tables = None
     headline: list[str] = []
     if step.answer is not None:
@@ -197,6 +199,8 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
         dosing=tuple(config.get("report", "dosing", ["flat"])),
         answer=headline, answer_tables=answer_tables,
         checks=checks if checks.is_dir() else None,
+        subject_level=bool(config.get("report", "subject_level", True)),
+        forecasts=forecasts, forecast_dir=out / "forecast",
     )
     for name, p in written.items():
         echo(f"   {name}: {p}")
@@ -205,7 +209,7 @@ def report_step(config: Any, fits: dict[str, Any], comparison: Any, step: Simula
 
 def forecast_step(config: Any, fits: dict[str, Any], step: SimulationStep, out: Path, *, quick: bool = False,
                   echo: Any = None) -> Any:
-    """Step 7 of ``poppk run``: the ``[forecast]`` table of patients, one page each under ``out/forecast/<ID>/``
+    """Step 6 of ``poppk run``: the ``[forecast]`` table of patients, one page each under ``out/forecast/<ID>/``
     and the summary ``out/forecast/patients.csv``, by the code of ``poppk forecast --patients``
     (:func:`poppk.forecast.cli.forecast_patients`).
 
@@ -223,7 +227,7 @@ def forecast_step(config: Any, fits: dict[str, Any], step: SimulationStep, out: 
         raise ConfigError(f"forecast.model = {name!r}: not one of the fitted models {list(fits)}")
     where = Path(out) / "forecast"
     draws = config.get("forecast", "draws", 200)
-    echo(f"\n== 7. individual forecasts from the '{name}' fit -> {where}")
+    echo(f"\n== 6. individual forecasts from the '{name}' fit -> {where}")
     options = {k: config.get("forecast", k) for k in ("target", "schedule", "schedules", "step", "max_dose", "seed")
                if config.get("forecast", k) is not None}
     summary = forecast_patients(

@@ -55,7 +55,7 @@ def test_bundled_analysis_end_to_end(bundled_out, tmp_path, capsys):
     assert meta["provenance"]["data"]["sha256"] if isinstance(meta["provenance"].get("data"), dict) else meta["provenance"]
     assert (out / "parameters.csv").is_file() and (out / "covariate_effects.csv").is_file()
     # [forecast]: the bundled table of patients, one page each and the summary (poppk forecast --patients' code)
-    assert "== 7. individual forecasts from the 'AIBW' fit" in log
+    assert "== 6. individual forecasts from the 'AIBW' fit" in log
     summary = pd.read_csv(out / "forecast" / "patients.csv").set_index("ID")
     assert list(summary.index) == ["A", "B", "C"] and "error" not in summary.columns
     assert list(summary["n_observations"]) == [3, 1, 0] and summary["schedule"].notna().all()
@@ -63,6 +63,9 @@ def test_bundled_analysis_end_to_end(bundled_out, tmp_path, capsys):
     for p in "ABC":
         page = (out / "forecast" / p / "forecast.html").read_text()
         assert "Recommendation" in page and "mg/week" in page  # the table of schedules searched
+    # the report (written after the forecasts) lists the patients with a link to each page
+    assert "Individual forecasts" in html and all(f'href="forecast/{p}/forecast.html"' in html for p in "ABC")
+    assert [r["ID"] for r in meta["tables"]["forecasts"]] == ["A", "B", "C"]
     rec = json.loads((out / "forecast" / "A" / "forecast.json").read_text())["recommendation"]
     assert [s["schedule"].split(",")[0] for s in rec["schedules"]] == ["Q3W x6", "Q4W x6", "D1", "Q3W x6"]
     assert sum(s["chosen"] for s in rec["schedules"]) == (1 if rec["dose_mg"] == rec["dose_mg"] else 0)

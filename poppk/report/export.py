@@ -122,6 +122,18 @@ def simulated_data_note(fit: Any) -> str | None:
             "describes real patients.")
 
 
+def _forecast_links(forecasts: pd.DataFrame | None, forecast_dir: Any, out: Path) -> dict[str, str]:
+    """``{ID: relative path from the report to her page}`` for the pages that exist."""
+    if forecasts is None or forecast_dir is None or "ID" not in forecasts:
+        return {}
+    links = {}
+    for pid in forecasts["ID"].astype(str):
+        page = Path(forecast_dir) / pid / "forecast.html"
+        if page.is_file():
+            links[pid] = Path(os.path.relpath(page, out)).as_posix()
+    return links
+
+
 def _convergence(fit: Any) -> dict[str, Any]:
     try:
         rep = fit.convergence()
@@ -162,6 +174,8 @@ def export_covariate_report(
     checks: str | os.PathLike[str] | None = None,
     simulated: bool | str | None = None,
     subject_level: bool = True,
+    forecasts: pd.DataFrame | None = None,
+    forecast_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
     """Write the covariate report of a fit: self-contained HTML, CSV tables and JSON.
 
@@ -214,6 +228,11 @@ def export_covariate_report(
         covariates of ``checks``) -- the covariate effects keep their 5th/95th
         percentiles and reference values, which summarise the population.
         The provenance says so.
+    forecasts, forecast_dir
+        The summary of individual forecasts (:func:`poppk.forecast.cli.forecast_patients`,
+        one row per patient with ``ID``) and the directory holding their pages
+        (``<forecast_dir>/<ID>/forecast.html``): a section lists the patients
+        with a relative link to each page that exists.
 
     Returns
     -------
@@ -301,6 +320,7 @@ def export_covariate_report(
             answer_tables=answer_tables,
             checks_html=checks_section(checks) if checks is not None else "",
             eta_html=eta_covariate_section(checks) if subject_level else "", banner=banner_text,
+            forecasts=forecasts, forecast_links=_forecast_links(forecasts, forecast_dir, out),
         )
         write("html", page.encode("utf-8"))
 
@@ -312,6 +332,8 @@ def export_covariate_report(
             tables["strategy_comparison"] = _records(strategy_table)
         if comparison_table is not None:
             tables["model_comparison"] = _records(comparison_table, "model")
+        if forecasts is not None:
+            tables["forecasts"] = jsonable(forecasts.to_dict(orient="records"))
         doc = {
             "format": JSON_FORMAT,
             "title": str(title),

@@ -22,7 +22,7 @@ __all__ = ["render_html", "SECTION_ORDER"]
 
 #: Order of the report's sections (methods and definitions close it).
 SECTION_ORDER = ("model", "parameters", "convergence", "checks", "comparison", "covariates", "strategies", "answer",
-                 "figures", "provenance")
+                 "figures", "forecasts", "provenance")
 
 
 def render_html(
@@ -43,6 +43,8 @@ def render_html(
     checks_html: str = "",
     eta_html: str = "",
     banner: str | None = None,
+    forecasts: pd.DataFrame | None = None,
+    forecast_links: Mapping[str, str] | None = None,
 ) -> str:
     """The report as one self-contained HTML document (see :func:`export_covariate_report`).
 
@@ -54,7 +56,9 @@ def render_html(
     files written next to it (listed in the footer); ``checks_html`` and
     ``eta_html`` are the HTML of :mod:`poppk.report.checks` (trusted: built
     from escaped parts); ``banner`` is shown in a box under the title (e.g.
-    that the data are simulated).
+    that the data are simulated); ``forecasts`` is the summary of the
+    individual forecasts (one row per patient, ``ID`` first) and
+    ``forecast_links`` maps a patient's ID to her page's relative path.
     """
     prov = dict(provenance)
     ok = convergence.get("ok")
@@ -148,6 +152,8 @@ def render_html(
                          lead + _generic_html(comparison_table, index_name="model")))
     if figs_html:
         sections.append(("figures", "Figures", figs_html))
+    if forecasts is not None and len(forecasts):
+        sections.append(("forecasts", "Individual forecasts", _forecasts_html(forecasts, forecast_links or {})))
 
     method_notes = [
         "All summaries are computed from the posterior draws of the fit (all chains pooled); CrI = equal-tailed "
@@ -195,3 +201,21 @@ def render_html(
         + (f" Alongside this file: {E(', '.join(companions))}." if companions else "")
         + "</footer></main></body></html>\n"
     )
+
+
+def _forecasts_html(table: pd.DataFrame, links: Mapping[str, str]) -> str:
+    """The patients' summary with a link to each page (pages are separate files beside the report)."""
+    from poppk.report.html import _table, _td
+
+    lead = ("<p class=\"lead\">Each patient's individual posterior from her covariates, doses and samples, "
+            "and the dose that meets the target beside the label's; her page (a separate file) shows her curve, "
+            "exposure and the reasoning.</p>")
+    cols = [c for c in table.columns if c != "ID"]
+    body = []
+    for _, r in table.iterrows():
+        pid = str(r["ID"])
+        cell = f'<td><a href="{E(links[pid])}">{E(pid)}</a></td>' if pid in links else f"<td>{E(pid)}</td>"
+        vals = "".join(_td(v, num=isinstance(v, (int, float)) and not isinstance(v, bool)) if not
+                       (isinstance(v, float) and v != v) else "<td>–</td>" for v in r[cols])
+        body.append(f"<tr>{cell}{vals}</tr>")
+    return lead + _table([("patient", False)] + [(str(c), False) for c in cols], body)

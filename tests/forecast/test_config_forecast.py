@@ -39,7 +39,7 @@ def test_forecast_step_writes_pages_and_summary(synthetic_fit, tmp_path):
     assert "WT" in written.loc["P3", "error"] and not (where / "P3").exists()
     for p in ("P1", "P2"):
         assert (where / p / "forecast.html").is_file() and (where / p / "forecast.json").is_file()
-    assert any("== 7. individual forecasts from the 'AIBW' fit" in x for x in lines)
+    assert any("== 6. individual forecasts from the 'AIBW' fit" in x for x in lines)
     assert any("patient P3: error" in x for x in lines)
 
 

@@ -267,3 +267,17 @@ def test_report_without_subject_level_covariate_values(tmp_path):
     assert page_shared.count("<img") < page_full.count("<img")
     assert "Subject-level data" in page_shared and "Subject-level data" not in page_full
     assert "left out" in json.loads(shared["json"].read_text())["provenance"]["subject_level_data"]
+
+
+def test_report_lists_forecasts_with_links_to_existing_pages(tmp_path):
+    pages = tmp_path / "forecast"
+    (pages / "A").mkdir(parents=True)
+    (pages / "A" / "forecast.html").write_text("<html></html>")
+    summary = pd.DataFrame({"ID": ["A", "B"], "dose_mg": [420.0, float("nan")], "schedule": ["Q3W x6", "Q3W x6"],
+                            "error": [float("nan"), "no HT given"]})
+    paths = export_covariate_report(plain_fit(), tmp_path / "report", formats=("html", "json"),
+                                    forecasts=summary, forecast_dir=pages)
+    page = paths["html"].read_text()
+    assert "Individual forecasts" in page and 'href="../forecast/A/forecast.html"' in page
+    assert 'href="../forecast/B' not in page and "no HT given" in page
+    assert [r["ID"] for r in json.loads(paths["json"].read_text())["tables"]["forecasts"]] == ["A", "B"]
