@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -11,7 +13,9 @@ from _diag_fixtures import good_fit, oracle_study
 
 
 def test_write_checks_oracle_without_loo(tmp_path):
-    fit, _ = oracle_study()
+    # write_checks adds the predictive groups to the fit it is given: a copy, not the session's oracle fit
+    fit = oracle_study()[0]
+    fit = dataclasses.replace(fit, idata=fit.idata.copy())
     paths = write_checks(fit, tmp_path / "checks", n_draws=100, loo=False, stratify="SEX")
     names = {p.name for p in paths}
     for expected in ("vpc.csv", "vpc_tad.csv", "pcvpc.csv", "pcvpc_tad.csv", "vpc_SEX.csv", "gof.csv",
@@ -36,7 +40,7 @@ def test_write_checks_oracle_without_loo(tmp_path):
 
 @pytest.mark.slow
 def test_write_checks_fit_png_and_svg(tmp_path):
-    fit = good_fit()
+    fit = dataclasses.replace(good_fit(), idata=good_fit().idata.copy())  # not the session fit itself
     paths = write_checks(fit, tmp_path, formats=("png", "svg"), n_draws=200)
     names = {p.name for p in paths}
     for expected in ("loo_summary.csv", "loo_subject.csv", "pareto_k.csv", "pareto_k.png", "pareto_k.svg",
