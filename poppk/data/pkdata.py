@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -98,6 +98,11 @@ class PKData:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_column_map", MappingProxyType(dict(self._column_map)))
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # pickled (dask workers, process pools) by its fields; the read-only column map as a plain dict
+        values = [getattr(self, f.name) for f in fields(self)]
+        return (type(self), tuple(dict(v) if isinstance(v, MappingProxyType) else v for v in values))
 
     # ------------------------------------------------------------------ identity
 

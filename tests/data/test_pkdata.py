@@ -155,3 +155,21 @@ def test_summary_counts(data):
     assert summary.n_observations == 4
     assert summary.n_excluded == 1
     assert summary.n_blq == 0
+
+
+def test_pickles_for_worker_processes(repo_root):
+    """A PKData travels to dask workers and process pools (its column map is read-only, not unpicklable)."""
+    import pickle
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = read_nonmem(repo_root / "data" / "imgn853_phase1.csv", time_unit="day").with_size_descriptors(
+            ibw_method="label")
+    back = pickle.loads(pickle.dumps(d))
+    assert back.covariates.equals(d.covariates) and back.doses.equals(d.doses)
+    assert back.observations.equals(d.observations) and back.excluded.equals(d.excluded)
+    assert (back.sha256, back.source, back.time_unit) == (d.sha256, d.source, d.time_unit)
+    assert dict(back._column_map) == dict(d._column_map)
+    with pytest.raises(TypeError):
+        back._column_map["X"] = "Y"
