@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from poppk import defaults
 from poppk.errors import BodySizeError, DatasetError, PopPKError
 
 __all__ = ["main", "build_parser"]
@@ -158,9 +159,9 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="SPEC", help="model spec file (.toml or .json)")
     p.add_argument("--out", required=True, metavar="FIT_DIR", help="directory to write the fit to")
     p.add_argument("--size", metavar="DESCRIPTOR", help="use this body-size descriptor (TBW, AIBW, LBW, ...)")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=500)
-    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=defaults.FIT_DRAWS)
+    p.add_argument("--tune", type=int, default=defaults.FIT_TUNE)
+    p.add_argument("--chains", type=int, default=defaults.FIT_CHAINS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--map", metavar="OLD=NEW", type=_mapping, action="append", default=[])
     p.add_argument("--female-code", metavar="CODE", default=None)
@@ -202,7 +203,7 @@ def _add_check(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--format", action="append", choices=("png", "svg", "pdf"), default=None,
                    help="figure format (repeatable; default png)")
-    p.add_argument("--draws", type=int, default=500, help="replicate studies for VPC/NPDE")
+    p.add_argument("--draws", type=int, default=defaults.CHECK_DRAWS, help="replicate studies for VPC/NPDE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stratify", metavar="COVARIATE", default=None)
     p.add_argument("--prior", action="store_true",
@@ -255,7 +256,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--infusion", default="1 h", help='infusion duration, e.g. "90 min"')
     p.add_argument("--population", default="resample:5000",
                    help='"resample:N" (trial covariates), "sample:N[:female_fraction]" or a CSV file')
-    p.add_argument("--draws", type=int, default=200, help="posterior draws to simulate")
+    p.add_argument("--draws", type=int, default=defaults.SIMULATION_DRAWS, help="posterior draws to simulate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metric", action="append", help="exposure metric (repeatable)")
     p.add_argument("--threshold", type=float, default=None, help="concentration threshold for time above")

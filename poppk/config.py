@@ -86,6 +86,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from poppk import defaults
 from poppk.errors import ConfigError, PopPKError
 
 __all__ = ["AnalysisConfig", "load_config", "parse_config", "read_data", "run_analysis", "candidate_spec"]
@@ -308,9 +309,22 @@ def read_data(config: AnalysisConfig) -> Any:
                        time_unit=config.get("data", "time_unit"))
     if {"WT", "HT", "SEX"} <= set(data.covariate_names):
         data = data.with_size_descriptors(ibw_method=config.get("data", "ibw_method", "devine"),
-                                          aibw_factor=config.get("data", "aibw_factor", 0.4),
+                                          aibw_factor=config.get("data", "aibw_factor", defaults.AIBW_FACTOR),
                                           female_code=config.get("data", "female_code"))
     return data
+
+
+def fit_options(config: AnalysisConfig, *, quick: bool = False) -> dict[str, Any]:
+    """The sampler settings of the ``[fit]`` section, with :mod:`poppk.defaults` where it is silent.
+
+    ``quick`` caps them for a smoke test (2 chains x (150 + 150)).
+    """
+    draws, tune, chains = (config.get("fit", "draws", defaults.FIT_DRAWS), config.get("fit", "tune", defaults.FIT_TUNE),
+                           config.get("fit", "chains", defaults.FIT_CHAINS))
+    if quick:
+        draws, tune, chains = min(draws, 150), min(tune, 150), min(chains, 2)
+    return dict(draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
+                sampler=config.get("fit", "sampler", "nutpie"), progress=False)
 
 
 def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick: bool = False,
@@ -348,13 +362,9 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     base = ModelSpec.from_dict(config.sections["model"])
     descriptors = config.get("fit", "descriptors") or [None]
     size_params = tuple(config.get("fit", "size_parameters", ("CL", "V1")))
-    draws, tune, chains = config.get("fit", "draws", 1000), config.get("fit", "tune", 500), config.get("fit", "chains", 4)
-    if quick:
-        draws, tune, chains = min(draws, 150), min(tune, 150), min(chains, 2)
     reuse = config.get("fit", "reuse", True)
     workers, address = config.get("fit", "workers", 0), config.get("fit", "scheduler_address")
-    options = dict(draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
-                   sampler=config.get("fit", "sampler", "nutpie"), progress=False)
+    options = fit_options(config, quick=quick)
     specs = {d or "model": candidate_spec(base, d, size_params, config.get("fit", "size_fraction")) for d in descriptors}
     fits: dict[str, Any] = {}
     if (workers or address) and len(specs) > 1:
@@ -362,7 +372,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     for name, spec in specs.items():
         if name in fits:
             continue
-        echo(f"\n== 2. fit '{name}': {chains} chains x ({tune} warm-up + {draws} draws)")
+        echo(f"\n== 2. fit '{name}': {options['chains']} chains x ({options['tune']} warm-up + {options['draws']} draws)")
         t0 = time.perf_counter()
         where = out / "fits" / name
         before = saved_fingerprint(where) if reuse else None
@@ -378,7 +388,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
     if config.get("checks", "enabled", True):
         from poppk.diagnostics import write_checks
 
-        n_check = 100 if quick else config.get("checks", "draws", 300)
+        n_check = 100 if quick else config.get("checks", "draws", defaults.CHECK_DRAWS)
         for name, f in fits.items():
             echo(f"\n== 3. checks of '{name}' -> {out / 'checks' / name}")
             write_checks(f, out / "checks" / name, formats=tuple(config.get("checks", "formats", ["png"])),
@@ -387,7 +397,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
         from poppk.diagnostics import compare
 
         echo("\n== 4. comparison by leave-one-subject-out PSIS-LOO (random effects integrated out)")
-        refits = 0 if quick else config.get("fit", "loo_max_refits", 5)
+        refits = 0 if quick else config.get("fit", "loo_max_refits", defaults.LOO_MAX_REFITS)
         comparison = compare(fits, method=config.get("simulate", "model_weights", "stacking"),
                              refit_high_k=refits > 0, max_refits=refits or None)
         if refits and int(comparison["n_refit"].sum()):

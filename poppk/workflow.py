@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from poppk import defaults
 from poppk.errors import ConfigError, PopPKError
 
 __all__ = ["bundled_trial_path", "bundled_analysis_path", "bundled_trial_data", "trial_spec", "run_demo", "simulation_step",
@@ -128,7 +129,7 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
     from poppk.simulate import run_simulation
 
     pop = config.get("simulate", "population", "resample:5000")
-    n_sim = config.get("simulate", "draws", 200)
+    n_sim = config.get("simulate", "draws", defaults.SIMULATION_DRAWS)
     if quick:
         pop = shrink_population(pop)
         n_sim = min(n_sim, 40)
@@ -226,7 +227,7 @@ def forecast_step(config: Any, fits: dict[str, Any], step: SimulationStep, out: 
     if name not in fits:
         raise ConfigError(f"forecast.model = {name!r}: not one of the fitted models {list(fits)}")
     where = Path(out) / "forecast"
-    draws = config.get("forecast", "draws", 200)
+    draws = config.get("forecast", "draws", defaults.FORECAST_DRAWS)
     echo(f"\n== 6. individual forecasts from the '{name}' fit -> {where}")
     options = {k: config.get("forecast", k) for k in ("target", "schedule", "schedules", "step", "max_dose", "seed")
                if config.get("forecast", k) is not None}

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from poppk import defaults
 from poppk.diagnostics._common import DiagnosticsError
 from poppk.io import atomic_write_text, atomic_writer
 
@@ -39,7 +40,7 @@ def write_checks(
     out_dir: str | os.PathLike[str],
     formats: Sequence[str] = ("png",),
     *,
-    n_draws: int = 1000,
+    n_draws: int = defaults.CHECK_DRAWS,
     seed: int = 0,
     stratify: Any = None,
     bins: Any = "auto",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from poppk import defaults
+
 __all__ = ["add_parser", "run", "forecast_one", "forecast_patients", "split_schedules"]
 
 DESCRIPTION = """\
@@ -229,7 +231,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, default=10.0, metavar="MG", help="dose step or vial size (mg)")
     p.add_argument("--max-dose", type=float, default=2000.0, metavar="MG", help="largest dose considered (mg)")
     p.add_argument("--time-unit", default=None, metavar="UNIT", help="unit of the times given (default: the model's)")
-    p.add_argument("--draws", type=int, default=200, metavar="N", help="population draws used")
+    p.add_argument("--draws", type=int, default=defaults.FORECAST_DRAWS, metavar="N", help="population draws used")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write forecast.html and forecast.json")
     p.set_defaults(func=run)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poppk import defaults
 from poppk.errors import ConfigError
 from poppk.forecast.patient import PatientRecord, make_patient
 from poppk.forecast.posterior import IndividualPosterior, _design_spec, individual_posterior
@@ -252,7 +253,7 @@ def forecast(
     cycle: float | None = None,
     horizon: float | None = None,
     n_times: int = 200,
-    n_draws: int | None = 200,
+    n_draws: int | None = defaults.FORECAST_DRAWS,
     n_samples: int = 64,
     n_resample: int = 1000,
     time_unit: str | None = None,

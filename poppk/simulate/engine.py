@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poppk import defaults
 from poppk.errors import ConfigError, ModelSpecError
 from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
@@ -439,7 +440,7 @@ def simulate_strategies(
     schedule: Schedule,
     population: Any,
     *,
-    n_draws: int | None = 200,
+    n_draws: int | None = defaults.SIMULATION_DRAWS,
     seed: int = 0,
     metrics: Sequence[str] = DEFAULT_METRICS,
     threshold: float | None = None,

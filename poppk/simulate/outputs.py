@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from poppk import defaults
 from poppk.errors import ConfigError
 from poppk.io import atomic_write_text, atomic_writer, jsonable
 from poppk.simulate.tables import dose_table, exposure_by_covariate, exposure_distribution_table
@@ -157,7 +158,7 @@ def run_simulation(
     *,
     infusion: Any = 0.0,
     schedule_unit: str = "day",
-    n_draws: int | None = 200,
+    n_draws: int | None = defaults.SIMULATION_DRAWS,
     seed: int = 0,
     metrics: Sequence[str] | None = None,
     threshold: float | None = None,
