@@ -105,8 +105,11 @@ def one_size(n: int, fit_it: bool, repeats: int = 50) -> dict[str, float]:
         t = time.perf_counter()
         f = fit(spec, data, draws=500, tune=500, chains=4, seed=1, progress=False)
         row["fit_s"] = time.perf_counter() - t
-        ess = f.summary()["ess_bulk"]
-        row["min_ess_bulk"] = float(ess.min())
+        summ = f.summary()
+        row["min_ess_bulk"] = float(summ["ess_bulk"].min())
+        conv = f.convergence()
+        row["max_r_hat"] = float(conv.table["r_hat"].max())
+        row["divergences"] = int(conv.divergences)
         row["peak_mb"] = _peak_mb()
     return row
 
