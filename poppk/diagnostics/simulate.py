@@ -39,18 +39,13 @@ _FLOOR = 1e-12
 
 def _omega_draws(fit: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """ω per selected draw, shape (n, k), and correlation matrices (n, k, k) or None."""
+    from poppk.model.parameters import population_draws
+
     post = fit.idata.posterior
     total = flat_draw_count(fit)
-    given = dict(fit.spec.omega)
-    cols = []
-    for p in fit.spec.iiv:
-        name = f"omega_{p}"
-        if name in post:
-            cols.append(post[name].values.reshape(total)[idx])
-        elif p in given and given[p].is_fixed:
-            cols.append(np.full(len(idx), float(given[p]["value"])))
-        else:  # pragma: no cover - a fit always stores its omegas
-            raise DiagnosticsError(f"the posterior has no {name}; cannot simulate new subjects")
+    names = [f"omega_{p}" for p in fit.spec.iiv]
+    drawn = population_draws(fit.spec, post, names)
+    cols = [drawn[n][idx] for n in names]
     omega = np.stack(cols, axis=-1)
     corr = None
     if "omega_corr" in post:

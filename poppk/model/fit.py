@@ -27,7 +27,7 @@ from poppk.model.convergence import ConvergenceReport, check_convergence
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.init import laplace_init
 from poppk.model.likelihood import observation_loglik
-from poppk.model.parameters import log_individual_parameters, sigma_values
+from poppk.model.parameters import log_individual_parameters, population_draws, sigma_values
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
 from poppk.model.time_unit import resolve_time_unit
@@ -143,12 +143,9 @@ class Fit:
         post = self.idata.posterior
         nc, nd = post.sizes["chain"], post.sizes["draw"]
         n = nc * nd
-        log_tv = {}
-        for p, prior in self.spec.typical:
-            log_tv[p] = (np.log(post[p].values.reshape(n)) if not prior.is_fixed else np.full(n, np.log(prior["value"])))[:, None]
-        betas = {}
-        for name, prior in self.spec.coefficients:
-            betas[name] = (post[name].values.reshape(n) if not prior.is_fixed else np.full(n, prior["value"]))[:, None]
+        values = population_draws(self.spec, post)
+        log_tv = {p: np.log(values[p])[:, None] for p, _ in self.spec.typical}
+        betas = {name: values[name][:, None] for name, _ in self.spec.coefficients}
         theta = post["theta"].transpose("chain", "draw", "id", "iiv").values.reshape(n, -1, len(self.spec.iiv)) if self.spec.iiv else None
         return log_tv, betas, theta, (nc, nd)
 

@@ -173,6 +173,57 @@ def log_individual_parameters(
     return out
 
 
+def population_draws(spec: ModelSpec, posterior: Any, names: Any = None) -> dict[str, np.ndarray]:
+    """Every scalar population parameter per posterior draw, fixed ones included.
+
+    The one reader of population draws: typical values (natural scale, by
+    parameter name), covariate coefficients and the size fraction (by their
+    names), ``omega_<p>`` and ``sigma_<k>``; a parameter the spec fixes is its
+    value repeated.
+
+    Parameters
+    ----------
+    spec
+        The fitted spec.
+    posterior
+        A posterior (``xarray.Dataset``) with dims ``chain, draw``, or one
+        stacked ``sample`` dimension.
+    names
+        Only these (default: all).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        Flat arrays in the posterior's order (chain-major).
+
+    Raises
+    ------
+    FitError
+        When a parameter the spec does not fix is missing from the posterior.
+    """
+    from poppk.errors import FitError
+
+    dims = [d for d in ("chain", "draw", "sample") if d in posterior.dims]
+    n = int(np.prod([posterior.sizes[d] for d in dims]))
+
+    def one(name: str, prior: Any) -> np.ndarray:
+        if prior is not None and prior.is_fixed:
+            return np.full(n, float(prior["value"]))
+        if name not in posterior:
+            raise FitError(f"the posterior has no {name} and the spec does not fix it; "
+                           f"variables: {list(posterior.data_vars)}")
+        return np.asarray(posterior[name].transpose(*dims).values, dtype=np.float64).reshape(n)
+
+    given = dict(spec.sigma)
+    priors = {**dict(spec.typical), **dict(spec.coefficients), **{f"omega_{p}": pr for p, pr in spec.omega},
+              **{f"sigma_{k}": given.get(k) for k in spec.sigma_names}}
+    wanted = list(priors) if names is None else list(names)
+    unknown = [w for w in wanted if w not in priors]
+    if unknown:
+        raise FitError(f"{unknown} are not population parameters of this spec; they are {list(priors)}")
+    return {name: one(name, priors[name]) for name in wanted}
+
+
 def sigma_values(spec: ModelSpec, posterior: Any) -> dict[str, Any]:
     """Residual-error magnitudes of a posterior, by error component, dims ``chain, draw``.
 

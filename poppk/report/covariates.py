@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from poppk.model.parameters import _indicator, covariate_log_effect
+from poppk.model.parameters import _indicator, covariate_log_effect, population_draws
 from poppk.model.spec import SIZE_FRACTION
 from poppk.report._common import covariate_unit, fmt_number
 
@@ -55,11 +55,7 @@ _DOSING = ("flat", "per_kg")
 
 
 def _coefficient_draws(fit: Any, name: str, prior: Any) -> np.ndarray:
-    post = fit.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
-    if prior.is_fixed:
-        return np.full(n, float(prior["value"]))
-    return np.asarray(post[name].transpose("chain", "draw").values, dtype=np.float64).reshape(n)
+    return population_draws(fit.spec, fit.idata.posterior)[name]
 
 
 def _log_effect(effect: Any, beta: np.ndarray, value: float, fraction: np.ndarray | None,

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from poppk.errors import ModelSpecError
+from poppk.model.parameters import population_draws
 from poppk.model.spec import ModelSpec
 
 __all__ = ["PosteriorDraws"]
@@ -141,20 +142,12 @@ class PosteriorDraws:
         post = post.isel(sample=idx)
         n = len(idx)
 
-        def values(name: str, prior: Any) -> np.ndarray:
-            if prior is not None and prior.is_fixed:
-                return np.full(n, float(prior["value"]))
-            if name not in post:
-                raise ModelSpecError(f"the posterior has no variable {name!r}; variables: {list(post.data_vars)}")
-            return np.asarray(post[name].values, dtype=float).reshape(n)
-
-        log_tv = {}
-        for p, prior in spec.typical:
-            v = values(p, prior)
-            log_tv[p] = np.log(v)
-        betas = {name: values(name, prior) for name, prior in spec.coefficients}
+        drawn = population_draws(spec, post, [p for p, _ in spec.typical] + [name for name, _ in spec.coefficients]
+                                 + [f"omega_{p}" for p, _ in spec.omega])
+        log_tv = {p: np.log(drawn[p]) for p, _ in spec.typical}
+        betas = {name: drawn[name] for name, _ in spec.coefficients}
         k = len(spec.iiv)
-        sd = np.stack([values(f"omega_{p}", pr) for p, pr in spec.omega], axis=1) if k else np.zeros((n, 0))
+        sd = np.stack([drawn[f"omega_{p}"] for p, _ in spec.omega], axis=1) if k else np.zeros((n, 0))
         if k and spec.iiv_correlation == "full":
             if "omega_corr" not in post:
                 raise ModelSpecError("a full-Ω spec needs omega_corr in the posterior")
