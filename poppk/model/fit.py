@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poppk import defaults
 from poppk.errors import FitError, ModelSpecError
 from poppk.model.build import build_model
 from poppk.model.convergence import ConvergenceReport, check_convergence
@@ -265,9 +266,9 @@ def fit(
     spec: ModelSpec,
     data: Any,
     *,
-    draws: int = 1000,
-    tune: int = 500,
-    chains: int = 4,
+    draws: int = defaults.FIT_DRAWS,
+    tune: int = defaults.FIT_TUNE,
+    chains: int = defaults.FIT_CHAINS,
     cores: int | None = None,
     seed: int = 0,
     sampler: str = "nutpie",
