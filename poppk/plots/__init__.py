@@ -1,17 +1,22 @@
 """Figures: one ``plot_*`` per figure, each drawing a table computed by
-:mod:`poppk.diagnostics` or :mod:`poppk.simulate` (plots do no statistics
+:mod:`poppk.diagnostics`, :mod:`poppk.simulate`, :mod:`poppk.report` (the
+forest plot) or :mod:`poppk.forecast` (plots do no statistics
 beyond trend lines).
 
-The diagnostics figures return a :class:`matplotlib.figure.Figure` made
-without pyplot (Agg canvas): save it with ``fig.savefig(path)``; in Jupyter
-it is shown inline.  The dosing-strategy figures (:mod:`poppk.plots.strategies`,
-loaded on first use) draw on an ``Axes`` and return it.
+The diagnostics figures and the forest plot return a
+:class:`matplotlib.figure.Figure` made without pyplot (Agg canvas): save it
+with ``fig.savefig(path)``; in Jupyter it is shown inline.  The
+dosing-strategy figures (:mod:`poppk.plots.strategies`, loaded on first use)
+and a patient's forecast figures (:mod:`poppk.plots.forecast`) draw on an
+``Axes`` and return it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from poppk.plots.forecast import plot_exposure, plot_forecast_curve
+from poppk.plots.forest import plot_forest
 from poppk.plots.gof import (
     plot_dv_vs_ipred,
     plot_dv_vs_pred,
@@ -41,6 +46,9 @@ __all__ = [
     "plot_compare",
     "plot_pareto_k",
     "plot_loo_pit",
+    "plot_forest",
+    "plot_forecast_curve",
+    "plot_exposure",
     *_STRATEGY_PLOTS,
 ]
 

@@ -12,7 +12,8 @@ them with provenance as ``report.html`` (self-contained), CSV and JSON.
 
 from __future__ import annotations
 
-from poppk.report.covariates import COVARIATE_COLUMNS, REFERENCE_BAND, covariate_effects, plot_forest
+from poppk.plots.forest import plot_forest
+from poppk.report.covariates import COVARIATE_COLUMNS, REFERENCE_BAND, covariate_effects
 from poppk.report.export import FORMATS, REPORT_FILES, export_covariate_report, report_provenance
 from poppk.report.tables import PARAMETER_COLUMNS, SECTIONS, parameter_table
 

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from poppk.io import atomic_write_bytes, jsonable
-from poppk.report.covariates import REFERENCE_BAND, covariate_effects, plot_forest
+from poppk.plots.forest import plot_forest
+from poppk.report.covariates import REFERENCE_BAND, covariate_effects
 from poppk.report.html import _caption, _csv_bytes, _image_uri, _records
 from poppk.report.page import render_html
 from poppk.report.tables import parameter_table
