@@ -144,7 +144,8 @@ class Fit:
         post = self.idata.posterior
         nc, nd = post.sizes["chain"], post.sizes["draw"]
         n = nc * nd
-        values = population_draws(self.spec, post)
+        values = population_draws(self.spec, post, [p for p, _ in self.spec.typical]
+                                  + [name for name, _ in self.spec.coefficients])
         log_tv = {p: np.log(values[p])[:, None] for p, _ in self.spec.typical}
         betas = {name: values[name][:, None] for name, _ in self.spec.coefficients}
         theta = post["theta"].transpose("chain", "draw", "id", "iiv").values.reshape(n, -1, len(self.spec.iiv)) if self.spec.iiv else None

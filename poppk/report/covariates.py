@@ -55,7 +55,7 @@ _DOSING = ("flat", "per_kg")
 
 
 def _coefficient_draws(fit: Any, name: str, prior: Any) -> np.ndarray:
-    return population_draws(fit.spec, fit.idata.posterior)[name]
+    return population_draws(fit.spec, fit.idata.posterior, [name])[name]
 
 
 def _log_effect(effect: Any, beta: np.ndarray, value: float, fraction: np.ndarray | None,
