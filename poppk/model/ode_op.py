@@ -41,6 +41,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from poppk.errors import ModelSpecError
+from poppk.model.numba_dispatch import funcify_register, source_version
 from poppk.pk import ode as _ode
 from poppk.pk.ode import ELIMINATIONS, OdeDesign, parameter_names, slot_matrix, solver_arguments
 
@@ -141,33 +142,15 @@ def ode_concentration_op(theta: Any, design: OdeDesign, *, n_cmt: int, eliminati
 
 
 def _kernel_version() -> int:
-    """A hash of the solver's source: part of PyTensor's numba cache key (see reparam.py)."""
-    import hashlib
-    import inspect
-
-    try:
-        src = inspect.getsource(_ode) + inspect.getsource(_register_numba)
-    except (OSError, TypeError):  # pragma: no cover - no source available (frozen install)
-        return 1
-    return int(hashlib.sha256(src.encode()).hexdigest()[:15], 16)
+    """A hash of the solver's source (:func:`poppk.model.numba_dispatch.source_version`)."""
+    return source_version(_ode, _register_numba)
 
 
 def _register_numba() -> None:
     """Numba implementation for PyTensor's NUMBA mode (what nutpie compiles)."""
     from pytensor.link.numba.dispatch import basic as numba_basic
 
-    try:
-        from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key as register
-    except ImportError:  # pragma: no cover - PyTensor < 2.32: no numba caching of Ops
-        from pytensor.link.numba.dispatch import numba_funcify
-
-        def register(op_type):
-            def decorator(f):
-                numba_funcify.register(op_type)(lambda *a, **k: f(*a, **k)[0])
-                return f
-
-            return decorator
-
+    register = funcify_register()
     version = _kernel_version()
     core = _ode._solve_all
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from poppk.model.numba_dispatch import funcify_register, source_version
+
 __all__ = ["laplace_reparam", "LaplaceReparam", "likelihood_linear_term"]
 
 
@@ -274,34 +276,15 @@ LaplaceReparam = type(LAPLACE_REPARAM)
 
 
 def _kernel_version() -> int:
-    """A hash of the kernels' source: part of PyTensor's numba cache key, so that an edited
-    kernel is never served from a stale on-disk cache (the default key only sees the Op)."""
-    import hashlib
-    import inspect
-
-    try:
-        src = "".join(inspect.getsource(f) for f in (_chol_inplace, _fwd_solve, _bwd_solve, _make_kernels))
-    except (OSError, TypeError):  # pragma: no cover - no source available (frozen install)
-        return 1
-    return int(hashlib.sha256(src.encode()).hexdigest()[:15], 16)
+    """A hash of the kernels' source (:func:`poppk.model.numba_dispatch.source_version`)."""
+    return source_version(_chol_inplace, _fwd_solve, _bwd_solve, _make_kernels)
 
 
 def _register_numba() -> None:
     """Numba implementations for PyTensor's NUMBA mode (what nutpie compiles)."""
     from pytensor.link.numba.dispatch import basic as numba_basic
 
-    try:
-        from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key as register
-    except ImportError:  # pragma: no cover - PyTensor < 2.32: no numba caching of Ops
-        from pytensor.link.numba.dispatch import numba_funcify
-
-        def register(op_type):
-            def decorator(f):
-                numba_funcify.register(op_type)(lambda *a, **k: f(*a, **k)[0])
-                return f
-
-            return decorator
-
+    register = funcify_register()
     fwd, bwd = _make_kernels(numba_basic.numba_njit)
     version = _kernel_version()
 

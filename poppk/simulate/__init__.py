@@ -143,15 +143,11 @@ __all__ = [
     "parallel_executor",
 ]
 
-#: Figures of simulations, re-exported from :mod:`poppk.plots.strategies` (which imports this package's
-#: tables, so they are loaded on first use).
-_PLOTS = ("plot_exposure_by_strategy", "plot_exposure_response", "plot_exposure_vs_weight", "plot_incidence",
-          "plot_model_answers", "plot_variance_ratio")
-
-
 def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
-    if name in _PLOTS:
-        from poppk.plots import strategies
+    # the figures of simulations live in poppk.plots.strategies (which imports this package's tables),
+    # re-exported here and loaded on first use; poppk.plots holds their one list of names
+    from poppk import plots
 
-        return getattr(strategies, name)
+    if name in plots._STRATEGY_PLOTS:
+        return getattr(plots, name)
     raise AttributeError(f"module 'poppk.simulate' has no attribute {name!r}")
