@@ -17,17 +17,18 @@ covariate), so every record is checked with the plausibility ranges of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from poppk.bodysize import HEIGHT_RANGE_CM, HEIGHT_UNITS, WEIGHT_RANGE_KG, parse_sex
+from poppk.bodysize import HEIGHT_RANGE_CM, HEIGHT_UNITS, IBW_METHODS, WEIGHT_RANGE_KG, parse_sex, size_descriptors
 from poppk.data import validate as v
 from poppk.errors import BodySizeError, DatasetError
 
-__all__ = ["check_record_sizes", "check_descriptor_inputs", "WEIGHT_VALID", "HEIGHT_VALID"]
+__all__ = ["check_record_sizes", "check_descriptor_inputs", "descriptor_options", "WEIGHT_VALID", "HEIGHT_VALID"]
 
 _W_LO, _W_HI = WEIGHT_RANGE_KG
 _H_LO, _H_HI = HEIGHT_RANGE_CM
@@ -222,3 +223,41 @@ def _numeric(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return value
+
+
+def descriptor_options(data: Any) -> dict[str, Any]:
+    """The body-size options the fit's descriptors were derived with (IBW method, AIBW factor, female code).
+
+    A :class:`~poppk.data.PKData` does not record the IBW method; it is
+    found by recomputing the stored IBW of the fitted subjects with each
+    method and keeping the one that reproduces it (the AIBW factor likewise
+    from AIBW = IBW + f·(TBW − IBW)).  Without descriptors, the defaults.
+    """
+    opts: dict[str, Any] = {"ibw_method": "devine", "aibw_factor": 0.4,
+                            "female_code": getattr(data, "sex_female_code", None)}
+    cov = getattr(data, "covariates", None)
+    if cov is None or not {"IBW", "TBW", "HT", "SEX"} <= set(cov.columns):
+        return opts
+    wt = cov["TBW"].to_numpy(dtype=float)
+    ht = cov["HT"].to_numpy(dtype=float)
+    best, best_err = None, math.inf
+    for method in IBW_METHODS:
+        try:
+            d = size_descriptors(wt, ht, cov["SEX"].to_numpy(dtype=object), ibw_method=method,
+                                 female_code=opts["female_code"])
+        except (BodySizeError, ValueError):
+            continue
+        err = float(np.nanmax(np.abs(d["IBW"] - cov["IBW"].to_numpy(dtype=float))))
+        if err < best_err:
+            best, best_err = method, err
+    if best is not None:
+        opts["ibw_method"] = best
+    if "AIBW" in cov.columns:
+        ibw = cov["IBW"].to_numpy(dtype=float)
+        gap = wt - ibw
+        use = np.abs(gap) > 1.0
+        if use.any():
+            f = float(np.median((cov["AIBW"].to_numpy(dtype=float)[use] - ibw[use]) / gap[use]))
+            if 0.0 <= f <= 1.0:
+                opts["aibw_factor"] = round(f, 4)
+    return opts

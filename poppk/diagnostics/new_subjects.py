@@ -46,7 +46,7 @@ _SIZE = ("TBW", "IBW", "AIBW", "LBW", "BSA", "BMI")
 
 def _with_descriptors(fit: Any, data: Any) -> Any:
     """``data`` with the size descriptors the spec uses, derived as the fit's were, when missing."""
-    from poppk.forecast.patient import descriptor_options
+    from poppk.data.size_values import descriptor_options
 
     used = {c.covariate.upper() for c in fit.spec.covariates}
     cols = {str(c).upper() for c in data.covariates.columns}

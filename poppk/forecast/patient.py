@@ -28,7 +28,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from poppk.bodysize import DESCRIPTORS, HEIGHT_RANGE_CM, IBW_METHODS, WEIGHT_RANGE_KG, parse_sex, size_descriptors
+from poppk.bodysize import DESCRIPTORS, HEIGHT_RANGE_CM, WEIGHT_RANGE_KG, parse_sex
+from poppk.data.size_values import descriptor_options
 from poppk.errors import BodySizeError, ConfigError, DatasetError
 from poppk.model.parameters import covariate_columns
 from poppk.model.spec import ModelSpec
@@ -120,44 +121,6 @@ def read_table(source: Any, what: str) -> pd.DataFrame:
         df = pd.DataFrame(list(source))
     df.columns = [str(c).strip().upper() for c in df.columns]
     return df
-
-
-def descriptor_options(data: Any) -> dict[str, Any]:
-    """The body-size options the fit's descriptors were derived with (IBW method, AIBW factor, female code).
-
-    A :class:`~poppk.data.PKData` does not record the IBW method; it is
-    found by recomputing the stored IBW of the fitted subjects with each
-    method and keeping the one that reproduces it (the AIBW factor likewise
-    from AIBW = IBW + f·(TBW − IBW)).  Without descriptors, the defaults.
-    """
-    opts: dict[str, Any] = {"ibw_method": "devine", "aibw_factor": 0.4,
-                            "female_code": getattr(data, "sex_female_code", None)}
-    cov = getattr(data, "covariates", None)
-    if cov is None or not {"IBW", "TBW", "HT", "SEX"} <= set(cov.columns):
-        return opts
-    wt = cov["TBW"].to_numpy(dtype=float)
-    ht = cov["HT"].to_numpy(dtype=float)
-    best, best_err = None, math.inf
-    for method in IBW_METHODS:
-        try:
-            d = size_descriptors(wt, ht, cov["SEX"].to_numpy(dtype=object), ibw_method=method,
-                                 female_code=opts["female_code"])
-        except (BodySizeError, ValueError):
-            continue
-        err = float(np.nanmax(np.abs(d["IBW"] - cov["IBW"].to_numpy(dtype=float))))
-        if err < best_err:
-            best, best_err = method, err
-    if best is not None:
-        opts["ibw_method"] = best
-    if "AIBW" in cov.columns:
-        ibw = cov["IBW"].to_numpy(dtype=float)
-        gap = wt - ibw
-        use = np.abs(gap) > 1.0
-        if use.any():
-            f = float(np.median((cov["AIBW"].to_numpy(dtype=float)[use] - ibw[use]) / gap[use]))
-            if 0.0 <= f <= 1.0:
-                opts["aibw_factor"] = round(f, 4)
-    return opts
 
 
 def _needed_columns(spec: ModelSpec) -> list[str]:
