@@ -93,7 +93,7 @@ __all__ = ["AnalysisConfig", "load_config", "parse_config", "read_data", "run_an
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "data": {"path": str, "columns": dict, "female_code": (str, int, float), "ibw_method": str,
-             "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float)},
+             "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float, list)},
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
             "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int,

@@ -46,6 +46,7 @@ __all__ = [
     "check_central_compartment",
     "describe_excluded",
     "dvid_keys",
+    "dvid_key",
     "OBSERVATION_CMT_VALID",
 ]
 
@@ -68,6 +69,11 @@ def dvid_keys(ctx: v.RowContext) -> list[Any]:
     for value, gone in zip(raw.tolist(), missing.tolist()):
         keys.append(_MISSING if gone else _key(value))
     return keys
+
+
+def dvid_key(value: Any) -> Any:
+    """A DVID value as the comparable key :func:`dvid_keys` gives (``1``, ``"1"`` and ``1.0`` are one key)."""
+    return _key(value)
 
 
 def _key(value: Any) -> Any:
@@ -97,7 +103,8 @@ def select_analyte(ctx: v.RowContext, observed: np.ndarray, wanted: Any = None) 
     observed
         True on observation records (EVID 0, MDV 0).
     wanted
-        The DVID to keep (``read_nonmem(dvid=...)``), or ``None``.
+        The DVID to keep (``read_nonmem(dvid=...)``), a list of DVIDs to keep
+        (several analytes of one model, :mod:`poppk.model.analytes`), or ``None``.
 
     Returns
     -------
@@ -142,6 +149,16 @@ def select_analyte(ctx: v.RowContext, observed: np.ndarray, wanted: Any = None) 
             "keeps only that analyte's observations and lists the others in PKData.excluded; "
             "or remove the other analytes' records from the file",
         )
+    if isinstance(wanted, (list, tuple)):
+        targets = [_key(w) for w in wanted]
+        for w, t in zip(wanted, targets):
+            if t not in counts:
+                raise DatasetError(
+                    f"dvid={list(wanted)!r}: DVID {w!r} matches no observation record",
+                    column=ctx.column_label("DVID"), value=w,
+                    valid=f"DVID values of the observation records ({listing})",
+                )
+        return np.array([bool(o) and keys[i] not in targets for i, o in enumerate(observed)], dtype=bool)
     target = _key(wanted)
     if target not in counts:
         raise DatasetError(
@@ -226,6 +243,10 @@ def _check_one_compartment(ctx: v.RowContext, observed: np.ndarray, cmt: np.ndar
 
 def describe_excluded(keys: Sequence[Any], positions: np.ndarray, wanted: Any) -> list[str]:
     """The reason recorded in :attr:`PKData.excluded` for each left-out observation."""
+    if isinstance(wanted, (list, tuple)):
+        kept = ", ".join(_show(_key(w)) for w in wanted)
+        return [f"DVID {_show(keys[p])}: observation of an analyte not fitted (read_nonmem(dvid={list(wanted)!r}) "
+                f"keeps DVID {kept})" for p in positions]
     return [
         f"DVID {_show(keys[p])}: observation of another analyte than the one fitted "
         f"(read_nonmem(dvid={wanted!r}) keeps DVID {_show(_key(wanted))} only)"
@@ -233,7 +254,7 @@ def describe_excluded(keys: Sequence[Any], positions: np.ndarray, wanted: Any) -
     ]
 
 
-def check_central_compartment(data: Any, *, depot: bool) -> None:
+def check_central_compartment(data: Any, *, depot: bool, rows: np.ndarray | None = None) -> None:
     """Check that a model's central compartment is where the observations are.
 
     An intravenous model (no depot) has its central compartment in CMT 1, so
@@ -247,6 +268,9 @@ def check_central_compartment(data: Any, *, depot: bool) -> None:
         A :class:`~poppk.data.PKData`.
     depot
         True for a model with first-order absorption.
+    rows
+        Boolean mask of the observations to check (the parent's, in a
+        multi-analyte model); default all.
 
     Raises
     ------
@@ -257,7 +281,7 @@ def check_central_compartment(data: Any, *, depot: bool) -> None:
     if depot or "CMT" not in observations.columns:
         return
     cmt = observations["CMT"].to_numpy()
-    bad = cmt >= 2
+    bad = (cmt >= 2) if rows is None else (cmt >= 2) & rows
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         written = {new: old for old, new in data.column_map.items()}.get("CMT", "CMT")

@@ -21,6 +21,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from poppk.data import validate as v
-from poppk.data.observation_type import describe_excluded, dvid_keys, observation_cmt, select_analyte
+from poppk.data.observation_type import describe_excluded, dvid_key, dvid_keys, observation_cmt, select_analyte
 from poppk.data.pkdata import PKData
 from poppk.data.size_values import check_record_sizes
 from poppk.data.tables import excluded_table, expand_doses, observation_table
@@ -86,7 +87,7 @@ def read_nonmem(
     covariates: Sequence[str] | None = None,
     drop: Sequence[str] = (),
     sex_female_code: float | str | None = None,
-    dvid: float | str | None = None,
+    dvid: float | str | Sequence[float | str] | None = None,
     time_unit: str | None = None,
 ) -> PKData:
     """Read and check a NONMEM-style population-PK dataset.
@@ -116,6 +117,9 @@ def read_nonmem(
         With a DVID column whose observations hold several analytes (or
         observation types): the DVID to fit.  Observations with another DVID
         are left out and listed in :attr:`PKData.excluded` with the reason.
+        A list (``[1, 2]``) keeps several analytes for a multi-analyte model
+        (``ModelSpec(analytes=...)``): the observations then carry a ``DVID``
+        column, and the CMT rules apply to the first DVID's (the parent's).
     time_unit
         The unit of TIME (and II, DUR): ``"h"``, ``"day"``, ``"min"`` or
         ``"week"`` (or a spelling such as ``"hours"``, ``"d"``).  Recorded in
@@ -472,7 +476,7 @@ def _zero(values: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros(n) if values is None else np.nan_to_num(values, nan=0.0)
 
 
-def _build(ctx: v.RowContext, covariate_columns: list[str], dvid: float | str | None) -> _Built:
+def _build(ctx: v.RowContext, covariate_columns: list[str], dvid: Any) -> _Built:
     n = len(ctx.raw)
     num = {c: v.parse_numeric(ctx, c) for c in _NUMERIC_ITEMS if c in ctx.raw.columns}
     ids, id_missing = _parse_ids(ctx)
@@ -499,7 +503,10 @@ def _build(ctx: v.RowContext, covariate_columns: list[str], dvid: float | str | 
     observed = (evid == 0) & (mdv == 0)
     other_analyte = select_analyte(ctx, observed, dvid)
     observed &= ~other_analyte
-    cmt = observation_cmt(ctx, evid, observed, cmt)
+    several = isinstance(dvid, (list, tuple))
+    # several analytes: the CMT rules are those of the parent's (the first DVID's) records
+    parent = observed & np.array([k == dvid_key(dvid[0]) for k in dvid_keys(ctx)]) if several else observed
+    cmt = observation_cmt(ctx, evid, parent, cmt)
     if observed.any() and "DV" not in num:
         raise DatasetError("the dataset has observation records (EVID 0, MDV 0) but no DV column",
                            column="DV", valid="a DV column with the observed concentrations")
@@ -535,6 +542,8 @@ def _build(ctx: v.RowContext, covariate_columns: list[str], dvid: float | str | 
 
     doses, cancelled = expand_doses(records, codes)
     observations = observation_table(records, observed, flags.dv, list(covs), codes)
+    if several:
+        observations["DVID"] = [k for k, o in zip(dvid_keys(ctx), observed) if o]
     left_out = np.flatnonzero(other_analyte)
     reasons = describe_excluded(dvid_keys(ctx), left_out, dvid) if len(left_out) else []
     excluded = excluded_table(records, evid, mdv, cancelled, dict(zip(left_out.tolist(), reasons)))

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from poppk.errors import ModelSpecError
+from poppk.model.analytes import error_terms, sigma_base
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.init import LaplaceInit
 from poppk.model.inputs import GraphInputs
@@ -68,12 +69,20 @@ def _prior_rv(pm: Any, name: str, prior: Prior, inputs: GraphInputs, key: str, *
     raise ModelSpecError(f"{name}: prior family {f!r} cannot be used here")
 
 
+def _analyte_index(spec: ModelSpec, sigma_name: str) -> int:
+    suffix = sigma_name.split("_", 1)[1] if "_" in sigma_name else None
+    return 0 if suffix is None else [a.name for a in spec.analytes].index(suffix)
+
+
 def _sigma_prior(spec: ModelSpec, name: str, design: ModelDesign) -> Prior:
     given = dict(spec.sigma)
     if name in given:
         return given[name]
-    if name == "add":
-        obs = design.dv[~design.blq]
+    if sigma_base(name) == "add":
+        use = ~design.blq
+        if design.obs_analyte is not None:  # the analyte's own observations set its scale
+            use &= design.obs_analyte == _analyte_index(spec, name)
+        obs = design.dv[use]
         scale = float(np.median(np.abs(obs))) if obs.size else 1.0
         return Prior.halfnormal(max(scale, 1e-12))
     return Prior.halfnormal(0.5)
@@ -233,11 +242,12 @@ def build_model(
                            else _prior_rv(pm, f"sigma_{name}", prior, inputs, f"sigma{name}"))
         arrays = {k: inputs.array(k, v, v.dtype) for k, v in prediction_arrays(design).items()}
         ipred = predict_design(spec, design, params, arrays=arrays)
+        sigma_obs, error = error_terms(spec, sigma, arrays.get("obs_analyte"))
         ll = observation_loglik(
             inputs.array("dv", design.dv),
             ipred,
-            sigma,
-            spec.error,
+            sigma_obs,
+            error,
             blq=inputs.array("blq", design.blq, bool) if design.has_blq else None,
             lloq=inputs.array("lloq", design.lloq) if design.has_blq else None,
             truncate_at_zero=spec.truncate_at_zero,

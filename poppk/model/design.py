@@ -26,6 +26,7 @@ import numpy as np
 
 from poppk.data.observation_type import check_central_compartment
 from poppk.errors import ModelSpecError
+from poppk.model.analytes import observation_analytes
 from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
 from poppk.model.time_unit import resolve_time_unit
@@ -55,6 +56,9 @@ class ModelDesign:
         ``{effect name: per-subject values}`` for the spec's covariate effects.
     dropped_blq
         Rows of BLQ records discarded under ``blq="m1"``.
+    obs_analyte
+        Analyte index of each observation (0 the parent) for a spec with
+        ``analytes``; ``None`` otherwise.
     """
 
     subject_ids: np.ndarray
@@ -68,6 +72,7 @@ class ModelDesign:
     covariates: dict[str, np.ndarray] = field(repr=False)
     dropped_blq: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     plan: Any = field(default=None, repr=False)
+    obs_analyte: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_subjects(self) -> int:
@@ -128,7 +133,9 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
     ModelDesign
     """
     resolve_time_unit(spec, data)  # no model without a time unit: refuse before any work
-    check_central_compartment(data, depot=spec.absorption is not None)
+    analyte = observation_analytes(spec, data.observations)
+    check_central_compartment(data, depot=spec.absorption is not None,
+                              rows=None if analyte is None else analyte == 0)
     subjects = np.asarray(data.subjects)
     index = {sid: i for i, sid in enumerate(subjects.tolist())}
     obs = data.observations
@@ -141,6 +148,8 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
     dropped = np.zeros(0, dtype=int)
     if spec.blq == "m1" and obs["BLQ"].any():
         dropped = obs.loc[obs["BLQ"], "ROW"].to_numpy(dtype=int)
+        if analyte is not None:
+            analyte = analyte[~obs["BLQ"].to_numpy(dtype=bool)]
         obs = obs.loc[~obs["BLQ"]]
 
     obs_subject = np.array([index[s] for s in obs["ID"].tolist()], dtype=np.int64)
@@ -215,4 +224,5 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
         plan=recursion_plan(obs_subject, mat, dose_subject, doses["TIME"].to_numpy(dtype=float), len(subjects))
         if fast
         else None,
+        obs_analyte=analyte,
     )

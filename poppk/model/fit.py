@@ -28,6 +28,7 @@ from poppk.model.convergence import ConvergenceReport, check_convergence
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.init import laplace_init
 from poppk.model.likelihood import observation_loglik
+from poppk.model.analytes import error_terms
 from poppk.model.parameters import log_individual_parameters, population_draws, sigma_values
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
@@ -217,9 +218,9 @@ class Fit:
         d = self.design
 
         def ll(pred: np.ndarray, sl: slice) -> np.ndarray:
-            s = {k: v[sl, None] for k, v in sig.items()}
+            s, error = error_terms(self.spec, {k: v[sl, None] for k, v in sig.items()}, d.obs_analyte)
             return observation_loglik(
-                d.dv[None, :], pred, s, self.spec.error,
+                d.dv[None, :], pred, s, error,
                 blq=d.blq[None, :] if d.has_blq else None, lloq=d.lloq[None, :],
                 truncate_at_zero=self.spec.truncate_at_zero,
             )

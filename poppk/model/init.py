@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from poppk.model.analytes import error_terms, sigma_base
 from poppk.model.design import ModelDesign
 from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import base_key, covariate_log_effect, log_individual_parameters
@@ -107,11 +108,12 @@ def _predict(spec, design, log_tv, betas, eta) -> np.ndarray:
 
 
 def _loglik(spec, design, ipred, sigma) -> np.ndarray:
+    sigma, error = error_terms(spec, sigma, design.obs_analyte)
     return observation_loglik(
         design.dv,
         ipred,
         sigma,
-        spec.error,
+        error,
         blq=design.blq if design.has_blq else None,
         lloq=design.lloq,
         truncate_at_zero=spec.truncate_at_zero,
@@ -127,7 +129,7 @@ def _initial_sigma(spec: ModelSpec, design: ModelDesign) -> dict[str, float]:
             p = priors[name]
             out[name] = p.point() if not p.is_fixed else p["value"]
         else:
-            out[name] = 0.3 if name in ("prop", "exp") else 0.3 * med
+            out[name] = 0.3 if sigma_base(name) in ("prop", "exp") else 0.3 * _median_dv(spec, design, name, med)
     return out
 
 
@@ -150,17 +152,27 @@ def _fit_sigma(spec, design, ipred, sigma0: dict[str, float]) -> dict[str, float
     return out
 
 
+def _median_dv(spec, design, name: str, overall: float) -> float:
+    """Median |DV| of the analyte a residual magnitude belongs to (``overall`` for one analyte)."""
+    if design.obs_analyte is None or "_" not in name:
+        return overall
+    i = [a.name for a in spec.analytes].index(name.split("_", 1)[1])
+    use = (~design.blq) & (design.obs_analyte == i)
+    return float(np.median(np.abs(design.dv[use]))) if use.any() else overall
+
+
 def _residual_weights(spec, design, ipred, sigma) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Newton residuals and weights (1/SD) on the scale of the error model."""
     from poppk.model.likelihood import residual_sd
 
     ip = np.maximum(ipred, 1e-12)
-    if spec.error == "exponential":
+    sigma, error = error_terms(spec, sigma, design.obs_analyte)
+    if error == "exponential":
         r = np.log(np.maximum(design.dv, 1e-12)) - np.log(ip)
-        w = np.full_like(ip, 1.0 / sigma["exp"])
+        w = np.broadcast_to(1.0 / sigma["exp"], ip.shape).astype(float)
     else:
         r = design.dv - ip
-        w = 1.0 / residual_sd(ip, sigma, spec.error)
+        w = 1.0 / residual_sd(ip, sigma, error)
     use = ~design.blq
     return np.where(use, r * w, 0.0), np.where(use, w, 0.0)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from poppk.errors import ModelSpecError
 from poppk.model.design import ModelDesign
 from poppk.model.spec import ModelSpec
 from poppk.pk import concentration
@@ -28,22 +29,24 @@ _DENSE_ARRAYS = ("dt", "amt", "dur", "oral", "ss", "ii")
 def prediction_arrays(design: ModelDesign) -> dict[str, np.ndarray]:
     """The arrays of ``design`` that :func:`predict_design` reads, by name: the graph
     inputs of a compiled model (pass them back as ``arrays=``)."""
+    extra = {} if design.obs_analyte is None else {"obs_analyte": design.obs_analyte}
     if design.plan is not None:
-        return {f"plan_{k}": v for k, v in plan_arrays(design.plan).items()}
+        return {**{f"plan_{k}": v for k, v in plan_arrays(design.plan).items()}, **extra}
     out = {f"dose_{k}": design.doses[k] for k in _DENSE_ARRAYS}
     out["obs_subject"] = design.obs_subject
-    return out
+    return {**out, **extra}
 
 
 def prediction_structure(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
     """What in ``design`` shapes the prediction graph beyond array sizes (recursion width,
     steady-state, infusion and oral terms): part of a compiled model's key."""
+    formed = tuple((f.source, f.scale) for f in spec.formation)
     if design.plan is not None:
         plan = design.plan
-        return ("recursion", plan.width, bool(plan.ss.any()), bool(plan.active_rows.size),
+        return ("recursion", formed, plan.width, bool(plan.ss.any()), bool(plan.active_rows.size),
                 bool(plan.active_rows.size and plan.active["ss"].any()))
     d = design.doses
-    return ("dense", spec.absorption is not None and bool(d["oral"].any()), bool(d["ss"].any()),
+    return ("dense", formed, spec.absorption is not None and bool(d["oral"].any()), bool(d["ss"].any()),
             bool((d["dur"] > 0).any()))
 
 
@@ -69,9 +72,17 @@ def predict_design(
     -------
     Array of shape ``(..., n_obs)``.
     """
+    formation = spec.formation
+    analyte = None
+    if formation:
+        if design.obs_analyte is None:
+            raise ModelSpecError("the model has analytes but the design has no analyte per observation; "
+                                 "build it with build_design(spec, data)")
+        analyte = design.obs_analyte if arrays is None else arrays["obs_analyte"]
     if design.plan is not None:
         sub = None if arrays is None else {k[len("plan_"):]: v for k, v in arrays.items() if k.startswith("plan_")}
-        return concentration_recursive(design.plan, params, n_cmt=spec.n_cmt, arrays=sub)
+        return concentration_recursive(design.plan, params, n_cmt=spec.n_cmt, arrays=sub,
+                                       formation=formation, analyte=analyte)
     d = design.doses
     a = {k: d[k] for k in _DENSE_ARRAYS} if arrays is None else {k: arrays[f"dose_{k}"] for k in _DENSE_ARRAYS}
     obs_subject = design.obs_subject if arrays is None else arrays["obs_subject"]
@@ -92,6 +103,8 @@ def predict_design(
         oral=oral,
         ss=ss,
         ii=a["ii"] if ss is not None else None,
+        formation=formation,
+        analyte=None if analyte is None else analyte[:, None],
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from poppk.errors import ModelSpecError
+from poppk.model.analytes import Analyte, analyte_parameters, analyte_sigma_names, formation_of, normalise_analytes
 from poppk.model.effects import SIZE_COLUMNS, SIZE_FRACTION, CovariateEffect, _as_prior
 from poppk.model.priors import Prior
 from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
@@ -26,6 +27,7 @@ from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
 __all__ = [
     "ModelSpec",
     "CovariateEffect",
+    "Analyte",
     "STRUCTURES",
     "ERROR_MODELS",
     "structural_parameters",
@@ -163,6 +165,12 @@ class ModelSpec:
         ``beta(1, 1)`` (uniform: no descriptor favoured), or
         ``Prior.fixed(value)`` with a value in [0, 1] (``0.4`` is the label's
         AIBW).  Unused without adjusted effects.
+    analytes
+        ``()`` (one analyte), or the parent then the analytes formed from it,
+        each an :class:`~poppk.model.analytes.Analyte` (or its dict): adds
+        the parameters ``CL_<name>``, ``V_<name>`` and residual magnitudes
+        ``<kind>_<name>`` of each formed analyte; observations are mapped by
+        ``DVID`` (see :mod:`poppk.model.analytes`).
     """
 
     structure: str = "2cmt"
@@ -181,6 +189,7 @@ class ModelSpec:
     parametrization: str = "laplace"
     units: Any = (("amount", "mg"), ("volume", "L"))
     size_fraction: Any = None
+    analytes: Any = ()
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
@@ -190,7 +199,10 @@ class ModelSpec:
             raise ModelSpecError(f"absorption {self.absorption!r} is not one of {ABSORPTION}")
         if self.lag and self.absorption is None:
             raise ModelSpecError("lag=True needs absorption='first-order'")
-        params = structural_parameters(self.structure, self.absorption, self.lag)
+        if self.error not in ERROR_MODELS:
+            raise ModelSpecError(f"error model {self.error!r} is not one of {ERROR_MODELS}")
+        object.__setattr__(self, "analytes", normalise_analytes(self.analytes, self.error, ERROR_MODELS))
+        params = structural_parameters(self.structure, self.absorption, self.lag) + analyte_parameters(self.analytes)
 
         typical = []
         raw_typ = self.typical.items() if isinstance(self.typical, Mapping) else self.typical
@@ -256,10 +268,8 @@ class ModelSpec:
             raise ModelSpecError(f"lkj_eta must be > 0, got {self.lkj_eta}")
         object.__setattr__(self, "lkj_eta", float(self.lkj_eta))
 
-        if self.error not in ERROR_MODELS:
-            raise ModelSpecError(f"error model {self.error!r} is not one of {ERROR_MODELS}")
         sig = dict(_freeze_priors(self.sigma, "sigma"))
-        needed = _SIGMAS[self.error]
+        needed = self.sigma_names
         extra = [k for k in sig if k not in needed]
         if extra:
             raise ModelSpecError(
@@ -324,8 +334,13 @@ class ModelSpec:
 
     @property
     def parameters(self) -> tuple[str, ...]:
-        """Structural parameter names, e.g. ``('CL', 'V1', 'Q', 'V2')``."""
-        return structural_parameters(self.structure, self.absorption, self.lag)
+        """Structural parameter names, e.g. ``('CL', 'V1', 'Q', 'V2')`` (then those of formed analytes)."""
+        return structural_parameters(self.structure, self.absorption, self.lag) + analyte_parameters(self.analytes)
+
+    @property
+    def formation(self) -> tuple[Any, ...]:
+        """The kernel's formation of each formed analyte (``()`` for one analyte)."""
+        return formation_of(self.analytes)
 
     @property
     def n_cmt(self) -> int:
@@ -344,8 +359,8 @@ class ModelSpec:
 
     @property
     def sigma_names(self) -> tuple[str, ...]:
-        """Residual-error magnitudes estimated by the error model."""
-        return _SIGMAS[self.error]
+        """Residual-error magnitudes estimated by the error model(s)."""
+        return _SIGMAS[self.error] + analyte_sigma_names(self.analytes, self.error, _SIGMAS)
 
     @property
     def unit(self) -> dict[str, str]:
@@ -520,6 +535,7 @@ class ModelSpec:
             "parametrization": self.parametrization,
             "units": dict(self.units),
             **({"size_fraction": self.size_fraction.to_dict()} if self.size_fraction is not None else {}),
+            **({"analytes": [a.to_dict() for a in self.analytes]} if self.analytes else {}),
         }
 
     @classmethod
@@ -569,6 +585,9 @@ class ModelSpec:
             + (f", first-order absorption{' with lag' if self.lag else ''}" if self.absorption else ", IV dosing"),
             f"  residual error: {self.error}; BLQ: {self.blq.upper()}; IIV: {', '.join(self.iiv) or 'none'} "
             f"({self.iiv_correlation}, {self.parametrization})",
+            *([f"  analytes: {self.analytes[0].name} (DVID {self.analytes[0].dvid})"
+               + "".join(f", {a.name} (DVID {a.dvid}) formed from {a.source} × {a.scale:g}" for a in self.analytes[1:])]
+              if self.analytes else []),
             "",
             f"  {'quantity':<22}{'prior':<38}{'90% prior interval':<24}unit",
         ]
@@ -597,9 +616,9 @@ class ModelSpec:
         sig = dict(self.sigma)
         for k in self.sigma_names:
             if k in sig:
-                row(f"sigma_{k}", sig[k], u["concentration"] if k == "add" else "fraction")
+                row(f"sigma_{k}", sig[k], u["concentration"] if k.startswith("add") else "fraction")
             else:
-                default = "halfnormal(sigma=median DV)" if k == "add" else "halfnormal(sigma=0.5)"
+                default = "halfnormal(sigma=median DV)" if k.startswith("add") else "halfnormal(sigma=0.5)"
                 lines.append(f"  {f'sigma_{k}':<22}{default:<38}{'(default)':<24}")
         return "\n".join(lines)
 

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from poppk.errors import DatasetError, ModelSpecError
+from poppk.pk.analytes import Formation, analyte_coefficients, formed_modes
 from poppk.pk.disposition import disposition
 from poppk.pk.ops import Ops, concrete_value, get_ops, is_tensor
 
@@ -217,6 +218,8 @@ def concentration(
     ii: Any = None,
     ops: Ops | None = None,
     dose_axis: int = -1,
+    formation: tuple[Formation, ...] = (),
+    analyte: Any = None,
 ) -> Any:
     """Central-compartment concentration by superposition of closed-form doses.
 
@@ -257,6 +260,12 @@ def concentration(
     dose_axis
         The axis that indexes doses, counted in the broadcast shape of all
         inputs (negative values count from the end; default: the last).
+    formation, analyte
+        Formed analytes (:class:`poppk.pk.analytes.Formation`, their clearances
+        and volumes in ``params``) and the analyte index of each observation
+        (0 the parent, k the k-th formed analyte; broadcastable to ``dt``):
+        each observation is then the concentration of its analyte.  Default:
+        the parent only.
 
     Returns
     -------
@@ -280,6 +289,11 @@ def concentration(
     )
 
     lams, coefs = disposition(params, n_cmt, ops)
+    if formation:
+        if analyte is None:
+            raise ModelSpecError("formed analytes need the analyte index of each observation (analyte=)")
+        lams, sets = formed_modes(lams, coefs, params, formation, ops)
+        coefs = analyte_coefficients(sets, analyte, ops)
     dt = ops.as_array(dt)
     amt = ops.as_array(amt)
     # All modes are evaluated at once along a new leading axis (the graph does

@@ -32,6 +32,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from poppk.errors import ModelSpecError
+from poppk.pk.analytes import Formation, analyte_coefficients, formed_modes
 from poppk.pk.disposition import disposition
 from poppk.pk.kernel import concentration, phi
 from poppk.pk.ops import get_ops
@@ -235,7 +237,8 @@ def plan_arrays(plan: RecursionPlan) -> dict[str, np.ndarray]:
 
 
 def concentration_recursive(
-    plan: RecursionPlan, params: Mapping[str, Any], *, n_cmt: int, arrays: Mapping[str, Any] | None = None
+    plan: RecursionPlan, params: Mapping[str, Any], *, n_cmt: int, arrays: Mapping[str, Any] | None = None,
+    formation: tuple[Formation, ...] = (), analyte: Any = None,
 ) -> Any:
     """Concentrations at the plan's observations (NumPy or PyTensor).
 
@@ -254,6 +257,9 @@ def concentration_recursive(
         shared variables); the plan then decides only the structure (width,
         steady-state and still-infusing terms), so one compiled graph serves
         every plan of that structure.
+    formation, analyte
+        Formed analytes and the analyte index of each observation, as in
+        :func:`poppk.pk.kernel.concentration` (``analyte`` of shape ``(n_obs,)``).
 
     Returns
     -------
@@ -265,9 +271,15 @@ def concentration_recursive(
     lead = _lead_shape(params, plan.n_subjects)
     full = {k: _broadcast_subjects(v, lead, n_sub, ops) for k, v in params.items()}
     lams, coefs = disposition(full, n_cmt, ops)
-    total = None
     sub = a_["obs_subject"]
-    for lam, coef in zip(lams, coefs):
+    if formation:
+        if analyte is None:
+            raise ModelSpecError("formed analytes need the analyte index of each observation (analyte=)")
+        lams, sets = formed_modes(lams, coefs, full, formation, ops)
+        picked = [[_take_last(c, sub, ops) if not isinstance(c, float) else c for c in s] for s in sets]
+        coef_obs_all = analyte_coefficients(picked, analyte, ops)
+    total = None
+    for i, lam in enumerate(lams):
         # per-link input: A φ(λT) (÷ (1 - e^{-λτ}) at steady state)
         lam_l = lam[..., :, None]
         b = a_["amt"] * phi(lam_l * a_["dur"], ops)
@@ -288,7 +300,7 @@ def concentration_recursive(
         flat = _append_zero(flat, ops)  # index -1 -> the zero slot
         r_obs = _take_last(flat, a_["last"], ops)
         lam_obs = _take_last(lam, sub, ops)
-        coef_obs = _take_last(coef, sub, ops)
+        coef_obs = coef_obs_all[i] if formation else _take_last(coefs[i], sub, ops)
         term = coef_obs * r_obs * ops.exp(-lam_obs * a_["since"])
         total = term if total is None else total + term
     if plan.active_rows.size:
@@ -299,6 +311,7 @@ def concentration_recursive(
         extra = concentration(
             a["dt"], a["amt"], act_params, n_cmt=n_cmt, dur=a["dur"],
             ss=a["ss"] if has_ss else None, ii=a["ii"] if has_ss else None, ops=ops,
+            formation=formation, analyte=analyte[..., rows][:, None] if formation else None,
         )
         total = _add_at_last(total, rows, extra, ops)
     return total
