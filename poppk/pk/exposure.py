@@ -27,7 +27,8 @@ import numpy as np
 from poppk.pk.disposition import disposition
 from poppk.pk.kernel import concentration, phi
 
-__all__ = ["concentrations_at", "take_rows", "iv_auc", "quadrature_auc", "cmax", "time_above_threshold"]
+__all__ = ["concentrations_at", "take_rows", "iv_auc", "quadrature_auc", "cmax", "iv_search_nodes",
+           "time_above_threshold"]
 
 #: Largest (patients x times x doses) block evaluated at once by the kernel.
 _EVAL_BUDGET = 1_000_000
@@ -315,6 +316,67 @@ def cmax(
     return _max_search(evaluate, cand, interior, half, lo, hi, u)
 
 
+def iv_search_nodes(
+    dose_t: np.ndarray,
+    dur: np.ndarray,
+    window: float,
+    *,
+    ss_tau: float | None,
+    n_cmt: int,
+    n_search: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The times at which :func:`_cmax_iv` evaluates the concentration, before any bisection.
+
+    Parameters
+    ----------
+    dose_t, dur
+        Dose times and infusion durations, shape (r, D).
+    window
+        End of the window [0, window].
+    ss_tau
+        Steady state: every dose is a train with this interval (or None).
+    n_cmt, n_search
+        As in :func:`cmax`.
+
+    Returns
+    -------
+    cuts : ndarray (r, n_cuts)
+        The window's cut points (0, window, dose starts and infusion ends, clipped and sorted).
+    a, b : ndarray (r, P)
+        Pieces of the window where some patient has an infusion running.
+    active : ndarray (r, P) of bool
+        The pieces where this row's infusion runs.
+    x, x_minus, x_plus : ndarray (r, P, m + 1)
+        Nodes of each piece and the one-sided points around them at which the sign of dC/dt is taken.
+    m : int
+        Parts per piece (1 for 1 and 2 compartments).
+    """
+    r = dose_t.shape[0]
+    s, e = dose_t, dose_t + dur
+    starts, ends = [s], [e]
+    if ss_tau is not None:  # an infusion running over the end of the cycle continues at its start
+        starts.append(s - ss_tau)
+        ends.append(e - ss_tau)
+    s_all, e_all = np.concatenate(starts, axis=1), np.concatenate(ends, axis=1)  # (r, G)
+    running = e_all > s_all
+    cuts = np.concatenate([np.zeros((r, 1)), np.full((r, 1), window), s_all, e_all], axis=1)
+    cuts = np.sort(np.clip(cuts, 0.0, window), axis=1)
+    a, b = cuts[:, :-1], cuts[:, 1:]  # pieces (r, P)
+    mid = 0.5 * (a + b)
+    active = (b > a) & np.any(running[:, None, :] & (s_all[:, None, :] < mid[:, :, None])
+                              & (mid[:, :, None] < e_all[:, None, :]), axis=2)
+    keep = active.any(axis=0)  # pieces where some patient has an infusion running
+    a, b, active = a[:, keep], b[:, keep], active[:, keep]
+    m = 1 if n_cmt <= 2 else max(int(n_search) - 1, 1)
+    j = np.arange(m + 1)
+    width = (b - a)[..., None]
+    x = a[..., None] + width * (j / m)  # nodes (r, P, m+1)
+    delta = np.where(active[..., None], 1e-6 * width / m, 0.0)
+    x_minus = x - delta * (j > 0)  # one-sided differences at the ends of a piece (kinks there)
+    x_plus = x + delta * (j < m)
+    return cuts, a, b, active, x, x_minus, x_plus, m
+
+
 def _cmax_iv(
     evaluate: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
     dose_t: np.ndarray,
@@ -340,28 +402,8 @@ def _cmax_iv(
     bisection on the sign of dC/dt (finite differences of the kernel).
     """
     r = dose_t.shape[0]
-    s, e = dose_t, dose_t + dur
-    starts, ends = [s], [e]
-    if ss_tau is not None:  # an infusion running over the end of the cycle continues at its start
-        starts.append(s - ss_tau)
-        ends.append(e - ss_tau)
-    s_all, e_all = np.concatenate(starts, axis=1), np.concatenate(ends, axis=1)  # (r, G)
-    running = e_all > s_all
-    cuts = np.concatenate([np.zeros((r, 1)), np.full((r, 1), window), s_all, e_all], axis=1)
-    cuts = np.sort(np.clip(cuts, 0.0, window), axis=1)
-    a, b = cuts[:, :-1], cuts[:, 1:]  # pieces (r, P)
-    mid = 0.5 * (a + b)
-    active = (b > a) & np.any(running[:, None, :] & (s_all[:, None, :] < mid[:, :, None])
-                              & (mid[:, :, None] < e_all[:, None, :]), axis=2)
-    keep = active.any(axis=0)  # pieces where some patient has an infusion running
-    a, b, active = a[:, keep], b[:, keep], active[:, keep]
-    m = 1 if n_cmt <= 2 else max(int(n_search) - 1, 1)
-    j = np.arange(m + 1)
-    width = (b - a)[..., None]
-    x = a[..., None] + width * (j / m)  # nodes (r, P, m+1)
-    delta = np.where(active[..., None], 1e-6 * width / m, 0.0)
-    x_minus = x - delta * (j > 0)  # one-sided differences at the ends of a piece (kinks there)
-    x_plus = x + delta * (j < m)
+    cuts, a, b, active, x, x_minus, x_plus, m = iv_search_nodes(dose_t, dur, window, ss_tau=ss_tau, n_cmt=n_cmt,
+                                                                n_search=n_search)
     if r == 1:  # one schedule for all: evaluate each distinct time once
         allt = np.unique(np.concatenate([cuts[0], x_minus.ravel(), x_plus.ravel()]))
         c = evaluate(allt[None, :], None)  # (u, n): true concentrations within the window
