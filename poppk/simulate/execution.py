@@ -34,6 +34,8 @@ import numpy as np
 from poppk.errors import ConfigError
 from poppk.model.parameters import log_individual_parameters
 from poppk.simulate.draws import PosteriorDraws
+from poppk.simulate.fast_exposure import UnitPlan, plan_for, unit_exposures
+from poppk.simulate.fast_stats import draw_statistics
 from poppk.simulate.exposure import ExposurePlan, compute_exposures, time_above
 from poppk.simulate.weighting import expand_weights, source_weights, weighted_quantiles, weighted_variance
 
@@ -117,6 +119,38 @@ def _individual_parameters(ctx: BlockContext, idx: np.ndarray, pat: slice = slic
     return out
 
 
+def _fast_plan(ctx: BlockContext) -> UnitPlan | None:
+    """The compiled evaluation of the context's dose-linear metrics, or None where it does not apply."""
+    lin = [m for m in ctx.metrics if m != "time_above"]
+    if not lin:
+        return None
+    o = ctx.options
+    return plan_for(ctx.plan, lin, n_cmt=ctx.draws.spec.n_cmt, n_search=int(o.get("n_search", 5)),
+                    n_grid=int(o.get("n_grid", 48)), auc_method=str(o.get("auc_method", "auto")))
+
+
+def _unit_exposures(ctx: BlockContext, params: dict[str, np.ndarray], up: UnitPlan | None) -> np.ndarray:
+    """Unit-dose exposures (L, u) of the dose-linear metrics, in chunks of ``ctx.chunk_patients``.
+
+    Compiled (:func:`~poppk.simulate.compiled.unit_exposures`) when ``up`` is
+    given, otherwise :func:`~poppk.simulate.exposure.compute_exposures`.
+    """
+    lin = [m for m in ctx.metrics if m != "time_above"]
+    U = len(next(iter(params.values())))
+    unit = np.empty((len(lin), U))
+    n_cmt = ctx.draws.spec.n_cmt
+    for a in range(0, U, ctx.chunk_patients):
+        sl = slice(a, min(U, a + ctx.chunk_patients))
+        p = {k: v[sl] for k, v in params.items()}
+        if up is not None:
+            unit[:, sl] = unit_exposures(p, up)
+        else:
+            res = compute_exposures(p, ctx.plan, lin, n_cmt=n_cmt, **ctx.options)
+            for j, m in enumerate(lin):
+                unit[j, sl] = res[m]
+    return unit
+
+
 def _exposures(ctx: BlockContext, idx: np.ndarray, pat: slice = slice(None)) -> np.ndarray:
     """Exposures (len(idx), n_patients[pat], S, M)."""
     pat = slice(*pat.indices(ctx.doses.shape[0]))
@@ -125,27 +159,23 @@ def _exposures(ctx: BlockContext, idx: np.ndarray, pat: slice = slice(None)) -> 
     params = _individual_parameters(ctx, idx, pat)
     U = nb * npat
     lin = [m for m in ctx.metrics if m != "time_above"]
-    unit = np.empty((U, len(lin)))
-    ta = np.empty((U, S)) if "time_above" in ctx.metrics else None
-    n_cmt = ctx.draws.spec.n_cmt
-    opts = dict(ctx.options)
-    for a in range(0, U, ctx.chunk_patients):
-        sl = slice(a, min(U, a + ctx.chunk_patients))
-        p = {k: v[sl] for k, v in params.items()}
-        if lin:
-            res = compute_exposures(p, ctx.plan, lin, n_cmt=n_cmt, **opts)
-            for j, m in enumerate(lin):
-                unit[sl, j] = res[m]
-        if ta is not None:
+    unit = _unit_exposures(ctx, params, _fast_plan(ctx)) if lin else np.empty((0, U))
+    ta = None
+    if "time_above" in ctx.metrics:
+        ta = np.empty((U, S))
+        n_cmt = ctx.draws.spec.n_cmt
+        for a in range(0, U, ctx.chunk_patients):
+            sl = slice(a, min(U, a + ctx.chunk_patients))
+            p = {k: v[sl] for k, v in params.items()}
             pat_i = np.arange(sl.start, sl.stop) % npat
             ta[sl] = time_above(p, ctx.plan, float(ctx.threshold) / doses[pat_i], n_cmt=n_cmt,  # type: ignore[arg-type]
-                                n_grid=opts.get("n_grid", 48))
+                                n_grid=ctx.options.get("n_grid", 48))
     E = np.empty((nb, npat, S, len(ctx.metrics)))
     for j, m in enumerate(ctx.metrics):
         if m == "time_above":
             E[..., j] = ta.reshape(nb, npat, S)  # type: ignore[union-attr]
         else:
-            E[..., j] = unit[:, lin.index(m)].reshape(nb, npat)[:, :, None] * doses[None, :, :]
+            E[..., j] = unit[lin.index(m)].reshape(nb, npat)[:, :, None] * doses[None, :, :]
     return E
 
 
@@ -208,8 +238,24 @@ def _weighted_stats(E: np.ndarray, exceed: np.ndarray, quantiles: np.ndarray, we
 
 def _run_block(ctx: BlockContext, idx: np.ndarray) -> dict[str, Any]:
     idx = np.asarray(idx)
+    weights = block_weights(ctx, idx)
+    up = _fast_plan(ctx) if weights is None else None
+    if up is not None and len(up.metrics) == len(ctx.metrics):
+        # every metric is dose-linear and compiled: statistics straight from the unit-dose exposures,
+        # without the (draws, patients, strategies, metrics) array
+        nb, npat = len(idx), ctx.doses.shape[0]
+        unit = _unit_exposures(ctx, _individual_parameters(ctx, idx), up)
+        out = draw_statistics(unit, list(range(len(ctx.metrics))), ctx.doses, nb, ctx.exceed, ctx.quantiles)
+        out["exposure"] = None
+        if ctx.keep:
+            k = ctx.keep
+            u = unit.reshape(len(ctx.metrics), nb, npat)[:, :, :k]  # (M, nb, keep)
+            out["exposure"] = np.ascontiguousarray(
+                np.moveaxis(u, 0, -1)[:, :, None, :] * ctx.doses[None, :k, :, None])
+        out["idx"] = idx
+        return out
     E = _exposures(ctx, idx)
-    out = _stats(E, ctx.exceed, ctx.quantiles, block_weights(ctx, idx))
+    out = _stats(E, ctx.exceed, ctx.quantiles, weights)
     out["idx"] = np.asarray(idx)
     out["exposure"] = E[:, : ctx.keep].copy() if ctx.keep else None
     return out
