@@ -81,7 +81,7 @@ def observation_frame(fit: Any) -> pd.DataFrame:
     (integer index), ``TIME``, ``TAFD`` (time after the subject's first dose),
     ``TAD`` (time after the most recent dose), ``DOSE`` (amount of the most
     recent dose), ``DV``, ``BLQ``, ``LLOQ`` (NaN where none), ``ROW`` (data
-    row of the record).
+    row of the record); for a multi-analyte model also ``ANALYTE`` (its name).
     """
     d = fit.design
     doses = fit.data.doses
@@ -89,6 +89,8 @@ def observation_frame(fit: Any) -> pd.DataFrame:
     first = doses.groupby("ID", sort=False)["TIME"].min()
     first_by_subject = np.array([first.get(s, np.nan) for s in ids.tolist()], dtype=float)
     lloq = np.where(d.lloq > 0, d.lloq, np.nan)
+    analyte = {} if d.obs_analyte is None else {
+        "ANALYTE": np.array([a.name for a in fit.spec.analytes], dtype=object)[d.obs_analyte]}
     return pd.DataFrame(
         {
             "OBS": np.arange(d.n_obs),
@@ -102,6 +104,7 @@ def observation_frame(fit: Any) -> pd.DataFrame:
             "BLQ": d.blq.astype(bool),
             "LLOQ": lloq,
             "ROW": d.obs_row,
+            **analyte,
         }
     )
 
@@ -163,12 +166,15 @@ def dose_arrays(fit: Any) -> dict[str, np.ndarray]:
     }
 
 
-def grid_design(fit: Any, subject: np.ndarray, time: np.ndarray, segment: np.ndarray) -> Any:
+def grid_design(fit: Any, subject: np.ndarray, time: np.ndarray, segment: np.ndarray,
+                analyte: np.ndarray | None = None) -> Any:
     """A copy of the fit's design whose "observations" are arbitrary (subject, time) points.
 
     Used to predict on a dense time grid with the same code that made the
     fitted predictions (:func:`poppk.model.predict.predict_draws`).  A dose at
-    exactly a grid time counts as given (the grid point follows it).
+    exactly a grid time counts as given (the grid point follows it).  In a
+    multi-analyte model ``analyte`` gives each point's analyte index (default:
+    the parent).
     """
     from poppk.pk.recursion import recursion_plan
 
@@ -192,6 +198,8 @@ def grid_design(fit: Any, subject: np.ndarray, time: np.ndarray, segment: np.nda
         obs_row=np.full(n, -1, dtype=np.int64),
         doses=mat,
         plan=plan,
+        obs_analyte=None if fit.design.obs_analyte is None else (
+            np.zeros(n, dtype=np.int64) if analyte is None else np.asarray(analyte, dtype=np.int64)),
     )
 
 

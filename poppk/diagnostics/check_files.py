@@ -35,6 +35,21 @@ def _fig(fig: Any, path: Path, fmt: str, dpi: int) -> Path:
     return atomic_writer(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
 
 
+def _by_analyte(table: pd.DataFrame, whole: bool = True, spec: Any = None) -> list[tuple[Any, pd.DataFrame]]:
+    """``(analyte name, its rows)`` of a multi-analyte table; ``whole=False`` gives ``[(None, table)]``
+    for a one-analyte one (and ``[]`` with ``whole=True``: the whole table is drawn already)."""
+    if "ANALYTE" not in table.columns:
+        return [] if whole else [(None, table)]
+    from poppk.model.analytes import analyte_unit
+
+    out = []
+    for name in pd.unique(table["ANALYTE"]):
+        part = table[table["ANALYTE"] == name].copy()
+        part.attrs = {**table.attrs, "concentration_unit": analyte_unit(spec, name)} if spec is not None else dict(table.attrs)
+        out.append((name, part))
+    return out
+
+
 def write_checks(
     fit: Any,
     out_dir: str | os.PathLike[str],
@@ -161,6 +176,8 @@ def write_checks(
     save(plots.plot_gof(gof), "gof")
     save(plots.plot_gof(gof, log=True, title="Goodness of fit (log scale)"), "gof_log")
     save(plots.plot_npde(gof, tests), "npde")
+    for name, part in _by_analyte(gof, spec=fit.spec):  # a multi-analyte model: each analyte on its own scale
+        save(plots.plot_gof(part, log=True, title=f"Goodness of fit, {name} (log scale)"), f"gof_log_{name}")
 
     # shrinkage and random effects
     tables.append(_csv(shrinkage_table(fit), out / "shrinkage.csv", index=True))
@@ -178,10 +195,14 @@ def write_checks(
     curves, points = individual_fit_table(fit, seed=seed)
     tables.append(_csv(curves, out / "individual_fits.csv"))
     ids = list(pd.unique(curves["ID"]))
-    for page, start in enumerate(range(0, len(ids), 16), start=1):
-        chunk = ids[start:start + 16]
-        fig = plots.plot_individual_fits(curves, points, chunk, title=f"Individual fits (page {page})")
-        save(fig, f"individual_fits_{page:02d}")
+    for name, c_part in _by_analyte(curves, whole=False, spec=fit.spec):
+        p_part = points if name is None else points[points["ANALYTE"] == name].copy()
+        tag, what = ("", "") if name is None else (f"_{name}", f", {name}")
+        for page, start in enumerate(range(0, len(ids), 16), start=1):
+            chunk = ids[start:start + 16]
+            fig = plots.plot_individual_fits(c_part, p_part, chunk, log_y=name is not None,
+                                             title=f"Individual fits{what} (page {page})")
+            save(fig, f"individual_fits{tag}_{page:02d}")
 
     # PSIS-LOO: per subject (plain and with the random effects integrated out), per observation
     if loo:

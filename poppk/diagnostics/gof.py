@@ -34,6 +34,7 @@ from poppk.diagnostics._common import (
 from poppk.diagnostics.npde import npde_table
 from poppk.model.likelihood import residual_sd
 from poppk.model.predict import predict_draws
+from poppk.model.analytes import error_terms
 
 __all__ = ["gof_table", "iwres", "individual_fit_table"]
 
@@ -85,11 +86,12 @@ def gof_table(
     preds = median_predictions(fit)
     sig = {k: float(np.median(v)) for k, v in fit.sigma_draws().items()}
     nt = npde_table(fit, n_draws=n_draws, seed=seed, blq=blq, simulations=simulations)
-    out = obs[["OBS", "ID", "TIME", "TAFD", "TAD", "DV", "BLQ", "LLOQ"]].copy()
+    out = obs[["OBS", "ID", "TIME", "TAFD", "TAD", "DV", "BLQ", "LLOQ", *(["ANALYTE"] if "ANALYTE" in obs else [])]].copy()
     out["PRED"] = preds["PRED"].to_numpy()
     out["IPRED"] = preds["IPRED"].to_numpy()
     out["IPRED_MEAN"] = preds["IPRED_MEAN"].to_numpy()
-    w = iwres(out["DV"].to_numpy(), out["IPRED_MEAN"].to_numpy(), sig, fit.spec.error)
+    sig_obs, error = error_terms(fit.spec, sig, fit.design.obs_analyte)
+    w = iwres(out["DV"].to_numpy(), out["IPRED_MEAN"].to_numpy(), sig_obs, error)
     out["IWRES"] = np.where(out["BLQ"].to_numpy() | ~np.isfinite(w), np.nan, w)
     for c in ("EPRED", "PWRES", "NPDE", "NPD"):
         out[c] = nt[c].to_numpy()
@@ -176,7 +178,11 @@ def individual_fit_table(
     sub_a = np.concatenate(g_sub)
     time_a = np.concatenate(g_time)
     seg_a = np.concatenate(g_seg)
-    gd = grid_design(fit, sub_a, time_a, seg_a)
+    names = [a.name for a in fit.spec.analytes] or [None]
+    # a multi-analyte model: the grid once per analyte
+    ana_a = np.repeat(np.arange(len(names)), sub_a.size)
+    sub_a, time_a, seg_a = (np.tile(x, len(names)) for x in (sub_a, time_a, seg_a))
+    gd = grid_design(fit, sub_a, time_a, seg_a, ana_a)
     rng = np.random.default_rng(seed)
     total = flat_draw_count(fit)
     idx = select_draws(fit, min(max_draws, total), rng)
@@ -199,11 +205,14 @@ def individual_fit_table(
             "PRED": np.median(pr, axis=0),
         }
     )
+    if names[0] is not None:
+        curves["ANALYTE"] = np.array(names, dtype=object)[ana_a]
     ob = observation_frame(fit)
     preds = median_predictions(fit)
     ob["IPRED"] = preds["IPRED"].to_numpy()
     ob["PRED"] = preds["PRED"].to_numpy()
-    points = ob[ob["SUBJECT"].isin(wanted)][["ID", "TIME", "DV", "BLQ", "LLOQ", "IPRED", "PRED"]].reset_index(drop=True)
+    cols = ["ID", "TIME", "DV", "BLQ", "LLOQ", "IPRED", "PRED", *(["ANALYTE"] if "ANALYTE" in ob else [])]
+    points = ob[ob["SUBJECT"].isin(wanted)][cols].reset_index(drop=True)
     units = unit_labels(fit)
     for t in (curves, points):
         t.attrs.update({**units, "interval": float(interval)})

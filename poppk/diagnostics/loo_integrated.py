@@ -53,6 +53,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from poppk.diagnostics._common import DiagnosticsError
+from poppk.model.analytes import error_terms
 
 __all__ = ["EtaProposal", "IntegratedLoglik", "integrate_subjects"]
 
@@ -279,7 +280,7 @@ def integrate_subjects(
     def per_subject(pred: np.ndarray, sl: slice) -> np.ndarray:
         rows = np.arange(sl.start, sl.stop) // m
         ll = observation_loglik(
-            d.dv[None, :], pred, {kk: v[rows][:, None] for kk, v in sig.items()}, spec.error,
+            d.dv[None, :], pred, *error_terms(spec, {kk: v[rows][:, None] for kk, v in sig.items()}, d.obs_analyte),
             blq=d.blq[None, :] if d.has_blq else None, lloq=d.lloq[None, :],
             truncate_at_zero=spec.truncate_at_zero,
         )

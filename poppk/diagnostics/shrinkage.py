@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from poppk.diagnostics._common import DiagnosticsError, median_predictions, observation_frame
+from poppk.model.analytes import error_terms
 
 __all__ = ["shrinkage_table", "omega_point_estimates"]
 
@@ -76,7 +77,8 @@ def shrinkage_table(fit: Any, *, method: str = "sd") -> pd.DataFrame:
     obs = observation_frame(fit)
     ip = median_predictions(fit)["IPRED_MEAN"].to_numpy()
     sig = {k: float(np.median(v)) for k, v in fit.sigma_draws().items()}
-    w = iwres(obs["DV"].to_numpy(), ip, sig, fit.spec.error)
+    sig_obs, error = error_terms(fit.spec, sig, fit.design.obs_analyte)
+    w = iwres(obs["DV"].to_numpy(), ip, sig_obs, error)
     w = w[~obs["BLQ"].to_numpy() & np.isfinite(w)]
     sd = float(np.std(w, ddof=1)) if w.size > 1 else np.nan
     rows.append({"name": "epsilon", "kind": "epsilon", "parameter": fit.spec.error, "sd": sd,

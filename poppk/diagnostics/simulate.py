@@ -30,6 +30,7 @@ from scipy.special import ndtr, ndtri
 from poppk.diagnostics._common import DiagnosticsError, flat_draw_count, select_draws
 from poppk.model.likelihood import residual_sd
 from poppk.model.predict import predict_draws
+from poppk.model.analytes import error_terms
 
 __all__ = ["simulate_observations", "sample_parameters", "add_residual_error"]
 
@@ -87,18 +88,21 @@ def sample_parameters(
 
 
 def add_residual_error(
-    ipred: np.ndarray, sigma: dict[str, np.ndarray], spec: Any, rng: np.random.Generator
+    ipred: np.ndarray, sigma: dict[str, np.ndarray], spec: Any, rng: np.random.Generator,
+    analyte: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw DV given IPRED under the spec's residual-error model.
 
     ``sigma`` values broadcast against ``ipred`` (e.g. shape (n_draws, 1)).
     The proportional and exponential models use IPRED floored at 1e-12, as
-    the likelihood does.
+    the likelihood does.  ``analyte``: the analyte index of each observation
+    (last axis) of a multi-analyte model, whose analytes have their own errors.
     """
     ip = np.maximum(ipred, _FLOOR)
-    if spec.error == "exponential":
+    sigma, error = error_terms(spec, sigma, analyte)
+    if error == "exponential":
         return ip * np.exp(sigma["exp"] * rng.standard_normal(ip.shape))
-    sd = residual_sd(ip, sigma, spec.error)
+    sd = residual_sd(ip, sigma, error)
     if spec.truncate_at_zero:
         # inverse-CDF draw from Normal(ip, sd) truncated to (0, inf)
         lo = ndtr(-ip / np.maximum(sd, 1e-300))
@@ -180,7 +184,7 @@ def simulate_observations(
     ipred = predict_draws(fit.spec, design, params)
     sig_all = fit.sigma_draws()
     sigma = {k: v[idx][:, None] for k, v in sig_all.items()}
-    y = add_residual_error(ipred, sigma, fit.spec, rng)
+    y = add_residual_error(ipred, sigma, fit.spec, rng, design.obs_analyte)
     lloq = np.asarray(design.lloq, dtype=float)
     has_lloq = np.isfinite(lloq) & (lloq > 0)
     cens = has_lloq[None, :] & (y < lloq[None, :])

@@ -290,7 +290,17 @@ def _assign(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _strata(fit: Any, obs: pd.DataFrame, stratify: Any) -> tuple[np.ndarray, str | None]:
-    """Stratum label of each observation."""
+    """Stratum label of each observation (per analyte first, in a multi-analyte model)."""
+    labels, name = _user_strata(fit, obs, stratify)
+    if "ANALYTE" not in obs.columns:
+        return labels, name
+    analyte = obs["ANALYTE"].to_numpy(dtype=object)
+    if stratify is None:
+        return analyte.copy(), "ANALYTE"
+    return np.array([f"{a} · {lab}" for a, lab in zip(analyte, labels)], dtype=object), f"ANALYTE, {name}"
+
+
+def _user_strata(fit: Any, obs: pd.DataFrame, stratify: Any) -> tuple[np.ndarray, str | None]:
     if stratify is None:
         return np.full(len(obs), "all", dtype=object), None
     if callable(stratify):

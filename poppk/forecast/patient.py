@@ -322,6 +322,12 @@ def make_patient(
         A bad dose or observation (naming its row, column and value), an
         observation before any dose, a negative concentration.
     """
+    if getattr(spec, "analytes", ()):
+        raise ConfigError(
+            f"forecasting a patient with a multi-analyte model ({', '.join(a.name for a in spec.analytes)}) is not "
+            "supported yet: her observations would be read as the parent's; forecast from a fit of the parent alone "
+            "(read_nonmem(..., dvid=<the parent's DVID>))"
+        )
     from poppk.data import read_nonmem
     from poppk.simulate.population import population_from_table
     from poppk.simulate.schedule import convert_time

@@ -36,7 +36,7 @@ from poppk.errors import ModelSpecError
 from poppk.pk.analytes import Formation
 
 __all__ = ["Analyte", "normalise_analytes", "analyte_parameters", "analyte_sigma_names",
-           "formation_of", "error_terms", "sigma_base", "observation_analytes", "MAX_ANALYTES"]
+           "formation_of", "error_terms", "sigma_base", "observation_analytes", "analyte_unit", "MAX_ANALYTES"]
 
 MAX_ANALYTES = 6
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -64,6 +64,10 @@ class Analyte:
         Its residual-error model (``None``: the spec's ``error``).  Additive,
         proportional and combined may be mixed across analytes; the exponential
         model must then be used by all of them.
+    unit
+        Label of its concentration unit (e.g. ``"ng/mL"``; ``None``: the
+        spec's concentration unit), for tables and figures.  The numbers are
+        converted by ``scale``, not by the label.
     """
 
     name: str
@@ -71,6 +75,7 @@ class Analyte:
     source: str | None = None
     scale: float = 1.0
     error: str | None = None
+    unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (TOML/JSON-ready)."""
@@ -80,14 +85,16 @@ class Analyte:
             out["scale"] = self.scale
         if self.error is not None:
             out["error"] = self.error
+        if self.unit is not None:
+            out["unit"] = self.unit
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Analyte":
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`ModelSpecError`."""
-        extra = set(d) - {"name", "dvid", "source", "scale", "error"}
+        extra = set(d) - {"name", "dvid", "source", "scale", "error", "unit"}
         if extra:
-            raise ModelSpecError(f"analyte: unknown keys {sorted(extra)}; valid: name, dvid, source, scale, error")
+            raise ModelSpecError(f"analyte: unknown keys {sorted(extra)}; valid: name, dvid, source, scale, error, unit")
         if "name" not in d or "dvid" not in d:
             raise ModelSpecError(f"analyte {dict(d)!r}: needs 'name' and 'dvid'")
         return cls(**dict(d))
@@ -141,7 +148,8 @@ def normalise_analytes(raw: Any, error: str, error_models: Sequence[str]) -> tup
             )
         names.append(a.name)
         dvids.append(key)
-        out.append(Analyte(a.name, a.dvid, a.source, scale, a.error if i else None))
+        out.append(Analyte(a.name, a.dvid, a.source, scale, a.error if i else None,
+                           None if a.unit is None else str(a.unit)))
     forms = [error] + [a.error or error for a in out[1:]]
     if "exponential" in forms and len(set(forms)) > 1:
         raise ModelSpecError(
@@ -280,3 +288,9 @@ def observation_analytes(spec: Any, observations: Any) -> np.ndarray | None:
             )
         out[j] = keys[k]
     return out
+
+
+def analyte_unit(spec: Any, name: str | None) -> str:
+    """Concentration unit label of an analyte (the spec's for the parent or an analyte without one)."""
+    default = spec.unit.get("concentration", "")
+    return next((a.unit for a in spec.analytes if a.name == name and a.unit), default)

@@ -218,10 +218,13 @@ def parameter_table(
     sig_given = dict(spec.sigma)
     for k in spec.sigma_names:
         name = f"sigma_{k}"
+        k, _, analyte = k.partition("_")  # "prop_DM4": the payload's proportional error
         if k == "prop":
             label, unit, scale, cv, note = "Proportional error σ (%)", "%", 100.0, False, "SD = σ·IPRED; shown ×100"
         elif k == "add":
             conc = units.get("concentration", "")
+            if analyte:
+                conc = next((a.unit for a in spec.analytes if a.name == analyte and a.unit), conc)
             label, unit, scale, cv, note = (f"Additive error σ ({conc})" if conc else "Additive error σ"), conc, 1.0, \
                 False, "SD in concentration units"
             if spec.error == "combined":
@@ -229,6 +232,9 @@ def parameter_table(
         else:
             label, unit, scale, cv, note = "Exponential error σ (SD of log DV)", "", 1.0, True, \
                 "log DV ~ Normal(log IPRED, σ²); CV% as for IIV"
+        if analyte:
+            label = f"{label} [{analyte}]"
+        k = name[len("sigma_"):]
         if k in sig_given and sig_given[k].is_fixed:
             add("Residual error", name, label, unit, None, value=fixed_value(sig_given[k]), scale=scale, cv=cv,
                 shrink=eps_shrink, note=note)
