@@ -579,48 +579,9 @@ class ModelSpec:
     # ------------------------------------------------------------- describe
     def describe(self) -> str:
         """A readable table of the model and every prior with its 90% interval."""
-        u = self.unit
-        lines = [
-            f"ModelSpec: {self.structure} linear PK"
-            + (f", first-order absorption{' with lag' if self.lag else ''}" if self.absorption else ", IV dosing"),
-            f"  residual error: {self.error}; BLQ: {self.blq.upper()}; IIV: {', '.join(self.iiv) or 'none'} "
-            f"({self.iiv_correlation}, {self.parametrization})",
-            *([f"  analytes: {self.analytes[0].name} (DVID {self.analytes[0].dvid})"
-               + "".join(f", {a.name} (DVID {a.dvid}) formed from {a.source} × {a.scale:g}" for a in self.analytes[1:])]
-              if self.analytes else []),
-            "",
-            f"  {'quantity':<22}{'prior':<38}{'90% prior interval':<24}unit",
-        ]
+        from poppk.model.describe import describe_spec
 
-        def row(name: str, prior: Prior, unit: str = "") -> None:
-            lo, hi = prior.interval(0.9)
-            lines.append(f"  {name:<22}{str(prior):<38}{f'{lo:.3g} – {hi:.3g}':<24}{unit}")
-
-        for k, p in self.typical:
-            row(k, p, u.get(k, ""))
-        for c in self.covariates:
-            desc = {
-                "power": f"({c.covariate}/{c.reference if c.reference is not None else 'median'})^beta",
-                "exponential": f"exp(beta·({c.covariate}-{c.reference if c.reference is not None else 'median'}))",
-                "linear": f"1+beta·({c.covariate}-{c.reference if c.reference is not None else 'median'})",
-                "categorical": f"exp(beta) if {c.covariate}=={c.level!r}",
-                "adjusted": f"(({c.base}+f·({c.covariate}-{c.base}))/ref)^beta",
-            }[c.form]
-            row(c.name, c.prior, desc)  # type: ignore[arg-type]
-        if self.size_fraction is not None:
-            row(SIZE_FRACTION, self.size_fraction, "f of IBW+f·(TBW-IBW): 0 IBW, 0.4 AIBW, 1 TBW")
-        for k, p in self.omega:
-            row(f"omega_{k}", p, "SD of eta (log scale)")
-        if self.iiv_correlation == "full":
-            lines.append(f"  {'corr(eta)':<22}{f'lkj(eta={self.lkj_eta:g})':<38}")
-        sig = dict(self.sigma)
-        for k in self.sigma_names:
-            if k in sig:
-                row(f"sigma_{k}", sig[k], u["concentration"] if k.startswith("add") else "fraction")
-            else:
-                default = "halfnormal(sigma=median DV)" if k.startswith("add") else "halfnormal(sigma=0.5)"
-                lines.append(f"  {f'sigma_{k}':<22}{default:<38}{'(default)':<24}")
-        return "\n".join(lines)
+        return describe_spec(self)
 
     def __str__(self) -> str:
         return self.describe()
