@@ -15,7 +15,7 @@ resident memory, for each way of running the tasks:
 * ``cluster`` -- a ``dask.distributed.LocalCluster`` of ``--workers`` single-threaded
   worker processes (the shared inputs are scattered to them once);
 * ``cluster_threads`` -- the same cluster with its workers as threads of this process
-  (``processes=False``): NumPy releases the GIL in the kernel, and nothing is pickled;
+  (``processes=False``): the compiled loops release the GIL, and nothing is pickled;
 * ``lazy``    -- serial statistics plus the per-patient exposures kept as a lazy dask array,
   then reduced over patients chunk by chunk (the per-patient median over draws), on the
   cluster: the cost of keeping every exposure without holding it in memory.

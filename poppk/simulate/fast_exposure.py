@@ -237,21 +237,21 @@ def plan_for(plan: ExposurePlan, metrics: Sequence[str], *, n_cmt: int, n_search
 # --------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _phi(x: float) -> float:  # pragma: no cover - numba
     if x < _PHI_SMALL:
         return 1.0 + x * (-0.5 + x * (1.0 / 6.0 + x * (-1.0 / 24.0 + x * (1.0 / 120.0))))
     return -np.expm1(-x) / x
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _psi(x: float) -> float:  # pragma: no cover - numba
     if x < _PSI_SMALL:
         return 0.5 + x * (-1.0 / 6 + x * (1.0 / 24 + x * (-1.0 / 120 + x * (1.0 / 720 - x / 5040))))
     return (x + np.expm1(-x)) / (x * x)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _modes(n_cmt: int, cl: float, v1: float, q: float, v2: float, q3: float, v3: float,
            lam: np.ndarray, coef: np.ndarray) -> None:  # pragma: no cover - numba
     """Disposition modes, the arithmetic of :func:`poppk.pk.disposition.disposition`."""
@@ -305,7 +305,7 @@ def _modes(n_cmt: int, cl: float, v1: float, q: float, v2: float, q3: float, v3:
     coef[2] = (k21 - lam3) * (k31 - lam3) / (v1 * diff13 * gap)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _unit_cumulative(lam: float, c: float, t: float, T: float, phi_T: float, em_T: float) -> float:  # pragma: no cover
     """∫_0^t of one mode's response to a unit dose infused over T, as :func:`poppk.pk.exposure._unit_cumulative`.
 
@@ -325,7 +325,7 @@ def _unit_cumulative(lam: float, c: float, t: float, T: float, phi_T: float, em_
     return c * (during + after)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _unit_loop(P: np.ndarray, n_cmt: int, tau: float, job_dose_ptr: np.ndarray, dose_t: np.ndarray,
                dose_amt: np.ndarray, dose_dur: np.ndarray, job_ss: np.ndarray, job_time_ptr: np.ndarray,
                times: np.ndarray, kind: np.ndarray, arg: np.ndarray, bracket_ptr: np.ndarray,

@@ -61,7 +61,7 @@ def quantile_positions(n: int, quantiles: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(prev_i < 0, prev_i + n, prev_i), np.where(next_i < 0, next_i + n, next_i), gamma
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _split(a: np.ndarray, lo: int, hi: int, pivot: float, le: bool) -> int:  # pragma: no cover - numba
     """Move the values of a[lo:hi+1] below ``pivot`` (``le``: at most it) to the front; return where the rest begins.
 
@@ -77,7 +77,7 @@ def _split(a: np.ndarray, lo: int, hi: int, pivot: float, le: bool) -> int:  # p
     return b
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _select(a: np.ndarray, k: int, lo: int, hi: int) -> None:  # pragma: no cover - numba
     """Partially order a[lo:hi+1] so that a[k] is its (k-lo)-th smallest value (quickselect, median of 3)."""
     if k == lo or k == hi:  # the smallest or largest: one scan
@@ -118,7 +118,7 @@ def _select(a: np.ndarray, k: int, lo: int, hi: int) -> None:  # pragma: no cove
         a[j + 1] = x
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _multiselect(a: np.ndarray, ks: np.ndarray) -> None:  # pragma: no cover - numba
     """Place the order statistics ``ks`` (sorted, distinct) of ``a`` at their positions."""
     stack = np.empty((2 * ks.shape[0] + 2, 4), dtype=np.int64)
@@ -139,7 +139,7 @@ def _multiselect(a: np.ndarray, ks: np.ndarray) -> None:  # pragma: no cover - n
         top += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _sort_small(a: np.ndarray, n: int) -> None:  # pragma: no cover - numba
     """Insertion sort of a[:n] (n is a handful)."""
     for i in range(1, n):
@@ -151,7 +151,7 @@ def _sort_small(a: np.ndarray, n: int) -> None:  # pragma: no cover - numba
         a[j + 1] = x
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _order_stats(x: np.ndarray, ks: np.ndarray, vals: np.ndarray, work: np.ndarray,
                  samp: np.ndarray) -> None:  # pragma: no cover - numba
     """``vals[j]`` = the ``ks[j]``-th smallest value of ``x`` (``ks`` sorted, distinct); ``x`` is not changed.
@@ -250,7 +250,7 @@ def _order_stats(x: np.ndarray, ks: np.ndarray, vals: np.ndarray, work: np.ndarr
         vals[j] = w[ks[j]]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _stats_loop(unit: np.ndarray, lin_of: np.ndarray, doses_t: np.ndarray, nb: int, exceed: np.ndarray,
                 q_prev: np.ndarray, q_next: np.ndarray, q_gamma: np.ndarray, ks: np.ndarray, samp: np.ndarray,
                 log_mean: np.ndarray, log_var: np.ndarray, mean: np.ndarray, sd: np.ndarray,

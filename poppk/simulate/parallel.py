@@ -4,11 +4,11 @@
 executor.  :func:`parallel_executor` starts the usual ones for the CLI and the
 configuration file:
 
-* ``"threads"`` (default) -- a thread pool in this process.  The PK kernel is
-  NumPy code that releases the GIL, nothing is copied, and it was the fastest
-  on one machine (``benchmarks/bench_simulate.py``, 10⁵ patients × 200 draws,
-  2 cores: serial 0.49-0.51 M patient-draws/s, 2 threads 1.09 M, a dask
-  LocalCluster of 2 threads 0.84 M, of 2 processes 0.61 M);
+* ``"threads"`` (default) -- a thread pool in this process.  The hot loops
+  (compiled unit-dose exposures and per-draw statistics,
+  :mod:`poppk.simulate.fast_exposure`, :mod:`poppk.simulate.fast_stats`)
+  release the GIL, and nothing is copied (``benchmarks/bench_simulate.py``
+  compares the ways of running on a machine; README, "Large simulations");
 * ``"processes"`` -- a ``dask.distributed`` ``LocalCluster`` of single-threaded
   worker processes (:func:`local_cluster`);
 * a dask scheduler address (``tcp://host:8786``) -- a cluster elsewhere.
@@ -38,8 +38,9 @@ def local_cluster(workers: int, *, memory_limit: str | float | None = "auto") ->
     Parameters
     ----------
     workers
-        Worker processes (one thread each, as the PK kernel is NumPy code that
-        holds the GIL for much of its time).  ``0`` yields ``None``: run in this
+        Worker processes (one thread each: the NumPy reference path, used
+        where the compiled loops do not apply, holds the GIL for much of its
+        time).  ``0`` yields ``None``: run in this
         process.
     memory_limit
         Per-worker memory limit passed to ``LocalCluster`` (``"auto"``: the
