@@ -19,7 +19,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
 
     [fit]                       # poppk fit
     descriptors = ["TBW", "AIBW", "ADJ"]   # one fit per size descriptor (--size); "ADJ": IBW + f·(TBW − IBW), f estimated
-    size_parameters = ["CL", "V1"]
+    size_parameters = ["CL", "V1", "Q", "V2"]   # default: every clearance and volume of the model
     size_fraction = { family = "beta", alpha = 1.0, beta = 1.0 }   # prior of f in the ADJ model (default uniform)
     loo_max_refits = 5          # per model: subjects with Pareto k > 0.7 refitted exactly (0: flag them only)
     draws = 1000
@@ -361,7 +361,7 @@ def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick
 
     base = ModelSpec.from_dict(config.sections["model"])
     descriptors = config.get("fit", "descriptors") or [None]
-    size_params = tuple(config.get("fit", "size_parameters", ("CL", "V1")))
+    size_params = size_parameters(config)
     reuse = config.get("fit", "reuse", True)
     workers, address = config.get("fit", "workers", 0), config.get("fit", "scheduler_address")
     options = fit_options(config, quick=quick)
@@ -482,11 +482,24 @@ def _fit_on_cluster(specs: Mapping[str, Any], data: Any, options: Mapping[str, A
     return {name: fits[name] for name in specs if name in fits}
 
 
-def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...], fraction: Any = None) -> Any:
+def size_parameters(config: "AnalysisConfig") -> tuple[str, ...] | None:
+    """``[fit] size_parameters``, or ``None`` (the default): every clearance and volume of the model.
+
+    The default scales all of them because body size acts on distribution as well as on
+    elimination; the calibration study (``benchmarks/calibrate_ratio.py``) found that
+    candidates sized on CL and V1 only under-cover the AUC variance ratio when the truth
+    also scales Q and V2.
+    """
+    value = config.get("fit", "size_parameters")
+    return None if value is None else tuple(value)
+
+
+def candidate_spec(base: Any, descriptor: str | None, parameters: tuple[str, ...] | None, fraction: Any = None) -> Any:
     """The spec of one candidate fit: ``base`` with ``descriptor`` as its size covariate.
 
     ``"ADJ"`` (or ``"adjusted"``) is the adjusted size model IBW + f·(TBW − IBW)
     with ``f`` estimated (prior ``fraction``, default uniform); ``None`` keeps ``base``.
+    ``parameters``: those the size covariate scales (``None``: every clearance and volume).
     """
     if not descriptor:
         return base

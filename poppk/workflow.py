@@ -41,12 +41,12 @@ def trial_spec(descriptor: str = "TBW") -> Any:
     (:meth:`~poppk.model.ModelSpec.with_size_model`).  The same spec as
     ``poppk run`` fits, so notebooks and the demo share saved fits.
     """
-    from poppk.config import candidate_spec, load_config
+    from poppk.config import candidate_spec, load_config, size_parameters
     from poppk.model import ModelSpec
 
     config = load_config(bundled_analysis_path())
     return candidate_spec(ModelSpec.from_dict(config.sections["model"]), descriptor,
-                          tuple(config.get("fit", "size_parameters", ("CL", "V1"))),
+                          size_parameters(config),
                           config.get("fit", "size_fraction"))
 
 

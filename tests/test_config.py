@@ -105,6 +105,14 @@ def test_candidate_specs_and_model_weights():
     assert candidate_spec(base, "AIBW", ("CL",)).covariates[0].name == "beta_CL_AIBW"
     with pytest.raises(ConfigError, match="ADJ"):
         candidate_spec(base, "AIBW", ("CL",), 0.4)
+    # without [fit] size_parameters every clearance and volume is scaled
+    from poppk.config import size_parameters
+
+    two = ModelSpec(structure="2cmt", typical={"CL": 1.0, "V1": 10.0, "Q": 1.0, "V2": 20.0}, units={"time": "h"})
+    doc = {"data": {"path": "x.csv", "time_unit": "h"}, "model": {"structure": "1cmt", "typical": {"CL": 1, "V1": 10}}}
+    assert size_parameters(parse_config(doc)) is None
+    assert [c.parameter for c in candidate_spec(two, "TBW", None).covariates] == ["CL", "V1", "Q", "V2"]
+    assert [c.parameter for c in candidate_spec(two, "ADJ", None).covariates] == ["CL", "V1", "Q", "V2"]
     doc = {"data": {"path": "x.csv", "time_unit": "h"}, "model": {"structure": "1cmt", "typical": {"CL": 1, "V1": 10}},
            "simulate": {"model_weights": "best"}}
     with pytest.raises(ConfigError, match="model_weights"):
