@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.poppk-installed
 OUT    ?= out
 
-.PHONY: demo test test-fast install clean notebooks lock
+.PHONY: demo demo-analytes test test-fast install clean notebooks lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/poppk demo --out $(OUT)
+
+# The optional second analysis: conjugate, payload DM4 and S-methyl-DM4 in one model.
+demo-analytes: $(STAMP)
+	$(BIN)/poppk demo --analytes --out $(OUT)/analytes
 
 # Two workers (pytest-xdist): tests that share fitted fixtures stay on one worker (tests/conftest.py).
 test: $(STAMP)

@@ -338,7 +338,7 @@ def _demo(args: argparse.Namespace) -> int:
     """``poppk demo``: the end-to-end analysis of the bundled trial."""
     from poppk.workflow import run_demo
 
-    return run_demo(out=args.out, quick=args.quick)
+    return run_demo(out=args.out, quick=args.quick, analytes=args.analytes)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -347,6 +347,9 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
                               "compare, simulate dosing strategies and write a report to OUT.")
     p.add_argument("--out", default="out", metavar="DIR")
     p.add_argument("--quick", action="store_true", help="fewer draws (a smoke test)")
+    p.add_argument("--analytes", action="store_true",
+                   help="the optional second analysis: conjugate, payload and metabolite fitted jointly "
+                   "(data/imgn853_analytes_analysis.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (warnings and errors only)")
     p.set_defaults(func=_demo)
 

@@ -62,7 +62,13 @@ def bundled_analysis_path() -> Path:
     return bundled_trial_path().with_name("imgn853_analysis.toml")
 
 
-def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = None) -> int:
+def bundled_analytes_analysis_path() -> Path:
+    """Path of the optional second analysis (``data/imgn853_analytes_analysis.toml``: conjugate, payload,
+    metabolite fitted jointly)."""
+    return bundled_trial_path().with_name("imgn853_analytes_analysis.toml")
+
+
+def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = None, analytes: bool = False) -> int:
     """Run the whole analysis of the bundled trial and write results to ``out``.
 
     The steps are those of ``data/imgn853_analysis.toml`` run by
@@ -78,10 +84,15 @@ def run_demo(out: str | Path = "out", *, quick: bool = False, echo: Any = None) 
         Few draws (a smoke test, not for inference).
     echo
         Where progress lines go (default: logging, see :mod:`poppk.progress`).
+    analytes
+        Run the optional second analysis instead
+        (:func:`bundled_analytes_analysis_path`: the conjugate, its payload and the
+        payload's metabolite in one model).
     """
     from poppk.config import load_config, run_analysis
 
-    return run_analysis(load_config(bundled_analysis_path()), out=out, quick=quick, echo=echo)
+    path = bundled_analytes_analysis_path() if analytes else bundled_analysis_path()
+    return run_analysis(load_config(path), out=out, quick=quick, echo=echo)
 
 
 @dataclass

@@ -169,3 +169,21 @@ def test_forecast_section_needs_patients(tmp_path):
     d["forecast"].pop("patients")
     with pytest.raises(ConfigError, match="missing forecast.patients"):
         parse_config(d, tmp_path)
+
+
+def test_the_bundled_multi_analyte_analysis_reads_and_builds():
+    """data/imgn853_analytes_analysis.toml (``poppk demo --analytes``): three analytes kept, mapped by DVID."""
+    import numpy as np
+
+    from poppk.config import candidate_spec, load_config, read_data, size_parameters
+    from poppk.model import ModelSpec, build_design
+    from poppk.workflow import bundled_analytes_analysis_path
+
+    config = load_config(bundled_analytes_analysis_path())
+    data = read_data(config)
+    spec = candidate_spec(ModelSpec.from_dict(config.sections["model"]), "TBW", size_parameters(config))
+    assert [a.name for a in spec.analytes] == ["ADC", "DM4", "MeDM4"]
+    assert [c.parameter for c in spec.covariates if c.covariate == "TBW"] == ["CL", "V1", "Q", "V2"]
+    design = build_design(spec.resolved(data.covariates), data)
+    counts = np.bincount(design.obs_analyte, minlength=3)
+    assert counts.min() > 0 and counts.sum() == design.n_obs
