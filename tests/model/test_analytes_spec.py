@@ -190,3 +190,11 @@ def test_bundled_multi_analyte_file_reads_and_has_the_documented_blq_share():
     pop = truth[truth["LEVEL"] == "population"].set_index("PARAMETER")["VALUE"]
     assert pop["CL_DM4"] == ga.FORMED_PARAMETERS["CL_DM4"] and pop["SCALE_DM4"] == 18.2
     assert set(truth.loc[truth["LEVEL"] == "subject", "ID"]) == set(range(1, 81))
+
+
+def test_shipped_multi_analyte_files_equal_a_fresh_regeneration(tmp_path):
+    ga = _generator()
+    records, truth = ga.generate_analytes()
+    data_path, truth_path = ga.write_files(records, truth, tmp_path)
+    assert data_path.read_bytes() == (ROOT / "data" / "imgn853_analytes.csv").read_bytes()
+    assert truth_path.read_bytes() == (ROOT / "data" / "imgn853_analytes_truth.csv").read_bytes()
