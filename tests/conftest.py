@@ -69,6 +69,11 @@ def bundled_out(tmp_path_factory) -> Path:
 _BUNDLED = ("test_notebooks.py", "test_workflow.py")
 
 
+#: Files in a package that fit only their own module fixtures: groups of their own, so that the
+#: package's worker does not carry them too.
+_OWN_GROUP = {"model/test_analytes_fit.py": "analytes_fit"}
+
+
 def _group(path: Path) -> str:
     """The xdist group of a test file: tests that share fitted fixtures run on one worker.
 
@@ -81,13 +86,15 @@ def _group(path: Path) -> str:
         rel = path.relative_to(REPO / "tests")
     except ValueError:  # e.g. doctests of the package
         return "outside-tests"
+    if rel.as_posix() in _OWN_GROUP:
+        return _OWN_GROUP[rel.as_posix()]
     if len(rel.parts) > 1:
         return rel.parts[0]
     return "bundled" if rel.name in _BUNDLED else rel.stem
 
 
 #: Groups started first (the longest), so that no long group starts last on a worker.
-_FIRST = ("bundled", "test_calibration_smoke", "model", "simulate", "diagnostics")
+_FIRST = ("bundled", "test_calibration_smoke", "model", "simulate", "diagnostics", "analytes_fit")
 
 
 def pytest_collection_modifyitems(config, items):
