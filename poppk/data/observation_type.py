@@ -1,10 +1,11 @@
 """What an observation record measures: the ``DVID`` and ``CMT`` of observations.
 
-poppk fits one analyte, observed in the central compartment.  A dataset that
-says otherwise -- observations of several analytes told apart by ``DVID``, or
-an observation ``CMT`` that names a compartment other than the central one --
-would be fitted as if every observation were the same concentration, which is
-wrong output from valid input.  These checks either keep what is unambiguous
+A model fits one analyte observed in the central compartment, unless it
+declares several (``ModelSpec(analytes=...)``, read with ``dvid=[...]``).  A
+dataset that says otherwise -- observations of several analytes told apart by
+``DVID`` that the model does not declare, or an observation ``CMT`` that names
+a compartment other than the central one -- would be fitted as if every
+observation were the same concentration, which is wrong output from valid input.  These checks either keep what is unambiguous
 or refuse with a :class:`~poppk.errors.DatasetError` naming the row (and file
 line), the column, the value and what would be valid.
 
