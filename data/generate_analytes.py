@@ -304,13 +304,8 @@ def generate_analytes(
 
 def write_files(records: pd.DataFrame, truth: pd.DataFrame, out, *, data_file: str = DATA_FILE,
                 truth_file: str = TRUTH_FILE) -> tuple[Path, Path]:
-    """Write the two CSV files (missing values as ``.``) into directory ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = out / data_file, out / truth_file
-    records.to_csv(paths[0], index=False, na_rep=".", lineterminator="\n")
-    truth.to_csv(paths[1], index=False, na_rep=".", lineterminator="\n")
-    return paths
+    """Write the two CSV files (missing values as ``.``) into directory ``out``, as ``generate_trial`` does."""
+    return gt.write_trial(records, truth, out, data_file=data_file, truth_file=truth_file)
 
 
 def blq_summary(records: pd.DataFrame) -> pd.DataFrame:

@@ -563,11 +563,12 @@ def expected_ae_incidence(
 # --------------------------------------------------------------------------- files
 
 
-def write_trial(records: pd.DataFrame, truth: pd.DataFrame, out: str | Path) -> tuple[Path, Path]:
+def write_trial(records: pd.DataFrame, truth: pd.DataFrame, out: str | Path, *, data_file: str = DATA_FILE,
+                truth_file: str = TRUTH_FILE) -> tuple[Path, Path]:
     """Write the two CSV files (missing values as ``.``) into directory ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = out / DATA_FILE, out / TRUTH_FILE
+    paths = out / data_file, out / truth_file
     records.to_csv(paths[0], index=False, na_rep=".", lineterminator="\n")
     truth.to_csv(paths[1], index=False, na_rep=".", lineterminator="\n")
     return paths

@@ -36,7 +36,8 @@ from poppk.errors import ModelSpecError
 from poppk.pk.analytes import Formation
 
 __all__ = ["Analyte", "normalise_analytes", "analyte_parameters", "analyte_sigma_names",
-           "formation_of", "error_terms", "sigma_base", "observation_analytes", "analyte_unit", "MAX_ANALYTES"]
+           "formation_of", "error_terms", "sigma_base", "sigma_analyte", "observation_analytes", "analyte_unit",
+           "MAX_ANALYTES"]
 
 MAX_ANALYTES = 6
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -178,6 +179,12 @@ def analyte_sigma_names(analytes: Sequence[Analyte], error: str, sigmas: Mapping
 def sigma_base(name: str) -> str:
     """The kind of a residual magnitude: ``"prop_DM4"`` -> ``"prop"``."""
     return name.split("_", 1)[0]
+
+
+def sigma_analyte(spec: Any, name: str) -> int:
+    """Index of the analyte a residual magnitude belongs to: ``"prop"`` -> 0, ``"prop_DM4"`` -> DM4's."""
+    suffix = name.partition("_")[2]
+    return [a.name for a in spec.analytes].index(suffix) if suffix else 0
 
 
 def formation_of(analytes: Sequence[Analyte]) -> tuple[Formation, ...]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from poppk.errors import ModelSpecError
-from poppk.model.analytes import error_terms, sigma_base
+from poppk.model.analytes import error_terms, sigma_analyte, sigma_base
 from poppk.model.design import ModelDesign, build_design
 from poppk.model.init import LaplaceInit
 from poppk.model.inputs import GraphInputs
@@ -69,11 +69,6 @@ def _prior_rv(pm: Any, name: str, prior: Prior, inputs: GraphInputs, key: str, *
     raise ModelSpecError(f"{name}: prior family {f!r} cannot be used here")
 
 
-def _analyte_index(spec: ModelSpec, sigma_name: str) -> int:
-    suffix = sigma_name.split("_", 1)[1] if "_" in sigma_name else None
-    return 0 if suffix is None else [a.name for a in spec.analytes].index(suffix)
-
-
 def _sigma_prior(spec: ModelSpec, name: str, design: ModelDesign) -> Prior:
     given = dict(spec.sigma)
     if name in given:
@@ -81,7 +76,7 @@ def _sigma_prior(spec: ModelSpec, name: str, design: ModelDesign) -> Prior:
     if sigma_base(name) == "add":
         use = ~design.blq
         if design.obs_analyte is not None:  # the analyte's own observations set its scale
-            use &= design.obs_analyte == _analyte_index(spec, name)
+            use &= design.obs_analyte == sigma_analyte(spec, name)
         obs = design.dv[use]
         scale = float(np.median(np.abs(obs))) if obs.size else 1.0
         return Prior.halfnormal(max(scale, 1e-12))

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from poppk.model.analytes import error_terms, sigma_base
+from poppk.model.analytes import error_terms, sigma_analyte, sigma_base
 from poppk.model.design import ModelDesign
 from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import base_key, covariate_log_effect, log_individual_parameters
@@ -154,10 +154,9 @@ def _fit_sigma(spec, design, ipred, sigma0: dict[str, float]) -> dict[str, float
 
 def _median_dv(spec, design, name: str, overall: float) -> float:
     """Median |DV| of the analyte a residual magnitude belongs to (``overall`` for one analyte)."""
-    if design.obs_analyte is None or "_" not in name:
+    if design.obs_analyte is None:
         return overall
-    i = [a.name for a in spec.analytes].index(name.split("_", 1)[1])
-    use = (~design.blq) & (design.obs_analyte == i)
+    use = (~design.blq) & (design.obs_analyte == sigma_analyte(spec, name))
     return float(np.median(np.abs(design.dv[use]))) if use.any() else overall
 
 

@@ -164,6 +164,7 @@ def analyte_coefficients(sets: Sequence[Sequence[Any]], analyte: Any, ops: Ops) 
     list
         One coefficient array per mode: ``sets[analyte][i]`` element-wise.
     """
+    is_analyte = [ops.where(ops.eq(analyte, a), 1.0, 0.0) for a in range(len(sets))]  # once, not per mode
     out = []
     for i in range(len(sets[0])):
         acc: Any = None
@@ -171,7 +172,7 @@ def analyte_coefficients(sets: Sequence[Sequence[Any]], analyte: Any, ops: Ops) 
             c = s[i]
             if isinstance(c, float) and c == 0.0:
                 continue
-            term = c * ops.where(ops.eq(analyte, a), 1.0, 0.0)
+            term = c * is_analyte[a]
             acc = term if acc is None else acc + term
         out.append(acc if acc is not None else 0.0 * ops.as_array(analyte, float))
     return out
