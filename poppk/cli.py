@@ -228,6 +228,7 @@ def _simulate(args: argparse.Namespace) -> int:
         threshold=args.threshold, exceed=exceed or None, reference=args.reference,
         ibw_method=args.ibw_method, progress=not args.quiet, figures=not args.no_figures, workers=args.workers,
         parallel="processes" if args.processes else "threads", scheduler_address=args.dask_scheduler,
+        analyte=args.analyte,
     )
     for name, p in paths.items():
         print(f"{name}: {p}")
@@ -270,6 +271,8 @@ def _add_simulate(subparsers: argparse._SubParsersAction) -> None:
                    help="with --workers: a local dask.distributed cluster of N processes instead of threads")
     p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                    help="run on the dask.distributed cluster whose scheduler is at ADDRESS (tcp://host:8786)")
+    p.add_argument("--analyte", default=None, metavar="NAME",
+                   help="a multi-analyte fit: simulate this analyte's exposure (e.g. DM4; default: the parent)")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", required=True, metavar="DIR")

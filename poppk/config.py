@@ -49,6 +49,7 @@ Every section mirrors a CLI command; every key is the twin of an option::
     metrics = ["cmax_c1", "auc_c1", "auc_ss"]
     exceed = { cmax_c1 = 150.0 }
     workers = 0                 # >0: run on that many threads (parallel = "processes": a dask LocalCluster)
+    analyte = "DM4"             # several analytes: whose exposure is simulated (default: the parent, the dosed drug)
 
     [report]                    # poppk report
     title = "Covariate report"
@@ -102,7 +103,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
                  "population": str, "draws": int, "seed": int, "reference": str, "metrics": list,
                  "exceed": dict, "threshold": (int, float), "workers": int,
-                 "parallel": str, "scheduler_address": str, "optimal_target": str, "model_weights": str},
+                 "parallel": str, "scheduler_address": str, "optimal_target": str, "model_weights": str,
+                 "analyte": str},
     "report": {"enabled": bool, "title": str, "formats": list, "dosing": list, "subject_level": bool},
     "forecast": {"enabled": bool, "model": str, "patients": (str, list), "doses": (str, list),
                  "observations": (str, list), "target": str, "label": str, "schedule": str, "schedules": list,

@@ -149,7 +149,8 @@ def simulation_step(config: Any, fits: dict[str, Any], comparison: Any, out: Pat
               exceed=config.get("simulate", "exceed"), reference=config.get("simulate", "reference"),
               ibw_method=config.get("data", "ibw_method"), workers=config.get("simulate", "workers", 0),
               parallel=config.get("simulate", "parallel", "threads"),
-              scheduler_address=config.get("simulate", "scheduler_address"))
+              scheduler_address=config.get("simulate", "scheduler_address"),
+              analyte=config.get("simulate", "analyte"))
     strategies = config.get("simulate", "strategies", ["5 mg/kg", "5 mg/kg AIBW"])
     schedule = config.get("simulate", "schedule", "q3w:6")
     if which == "averaged":

@@ -36,7 +36,7 @@ from poppk.errors import ModelSpecError
 from poppk.pk.analytes import Formation
 
 __all__ = ["Analyte", "normalise_analytes", "analyte_parameters", "analyte_sigma_names",
-           "formation_of", "error_terms", "sigma_base", "sigma_analyte", "observation_analytes", "analyte_unit",
+           "formation_of", "target_analyte", "error_terms", "sigma_base", "sigma_analyte", "observation_analytes", "analyte_unit",
            "MAX_ANALYTES"]
 
 MAX_ANALYTES = 6
@@ -196,6 +196,27 @@ def formation_of(analytes: Sequence[Analyte]) -> tuple[Formation, ...]:
         src_cl = "CL" if src == 0 else f"CL_{a.source}"
         out.append(Formation(src, f"CL_{a.name}", f"V_{a.name}", src_cl, float(a.scale)))
     return tuple(out)
+
+
+def target_analyte(spec: Any, name: str | None) -> tuple[int, tuple[Formation, ...]]:
+    """Index and formation chain of the analyte called ``name`` (``None``: the parent).
+
+    For simulations and exposure metrics of one analyte of a fitted model:
+    index 0 is the parent, ``k`` the k-th formed analyte.
+
+    Raises
+    ------
+    ModelSpecError
+        When ``name`` is none of the spec's analytes (naming the valid ones).
+    """
+    analytes = getattr(spec, "analytes", ())
+    names = [a.name for a in analytes]
+    if name is None or (names and name == names[0]):
+        return 0, formation_of(analytes) if analytes else ()
+    if name not in names:
+        valid = ", ".join(names) if names else "none: the model has one analyte (leave it unset)"
+        raise ModelSpecError(f"analyte {name!r} is not an analyte of the model; valid: {valid}")
+    return names.index(name), formation_of(analytes)
 
 
 def error_terms(spec: Any, sigma: Mapping[str, Any], obs_analyte: Any) -> tuple[dict[str, Any], str]:

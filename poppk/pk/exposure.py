@@ -16,6 +16,14 @@ patients) or r = the number of patients ``u``; padding has amount 0.
 Parameters are ``{name: (u,)}`` in model units.  The plans that fill these
 arrays from a schedule, and the metric names, live in
 :mod:`poppk.simulate.exposure`.
+
+Formed analytes.  Every function takes ``formation`` and ``analyte``
+(:mod:`poppk.pk.analytes`): with ``analyte = k > 0`` the metrics are those of
+the k-th formed analyte (a payload or metabolite) after doses of the parent.
+Its response is again a sum of exponentials, so the concentrations and the
+exact intravenous AUC use the same formulas with that analyte's modes; its
+Cmax is searched on a grid (a formed analyte rises after the infusion ends,
+so the parent's monotonicity argument does not hold).
 """
 
 from __future__ import annotations
@@ -24,14 +32,41 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from poppk.pk.analytes import Formation, formed_modes
 from poppk.pk.disposition import disposition
 from poppk.pk.kernel import concentration, phi
+from poppk.pk.ops import NUMPY
 
-__all__ = ["concentrations_at", "take_rows", "iv_auc", "quadrature_auc", "cmax", "iv_search_nodes",
+__all__ = ["concentrations_at", "take_rows", "analyte_modes", "check_target", "target_kw", "iv_auc", "quadrature_auc", "cmax", "iv_search_nodes",
            "time_above_threshold"]
 
 #: Largest (patients x times x doses) block evaluated at once by the kernel.
 _EVAL_BUDGET = 1_000_000
+
+
+def check_target(formation: tuple[Formation, ...], analyte: int) -> int:
+    """The analyte index, checked against ``formation`` (0: the parent)."""
+    k = int(analyte)
+    if not 0 <= k <= len(formation):
+        raise ValueError(f"analyte {analyte!r}: 0 (the parent) to {len(formation)} (the formed analytes)")
+    return k
+
+
+def target_kw(formation: tuple[Formation, ...], analyte: int) -> dict[str, Any]:
+    """The kernel's keywords for analyte ``analyte`` ({} for the parent)."""
+    k = check_target(formation, analyte)
+    return {"formation": tuple(formation[:k]), "analyte": np.asarray(k)} if k else {}
+
+
+def analyte_modes(params: Mapping[str, Any], n_cmt: int, formation: tuple[Formation, ...] = (),
+                  analyte: int = 0) -> tuple[list[Any], list[Any]]:
+    """Rates and coefficients of an analyte's unit-impulse response (the parent's disposition for 0)."""
+    lams, coefs = disposition(params, n_cmt)
+    k = check_target(formation, analyte)
+    if not k:
+        return list(lams), list(coefs)
+    lams, sets = formed_modes(lams, coefs, params, tuple(formation[:k]), NUMPY)
+    return lams, sets[k]
 
 
 def take_rows(x: np.ndarray | None, rows: np.ndarray | None) -> np.ndarray | None:
@@ -51,11 +86,15 @@ def concentrations_at(
     n_cmt: int,
     oral: bool,
     ss_tau: float | None = None,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
     """Concentrations at ``times`` (r_t, n_t) for params (u,) and doses (r_d, D) -> (u, n_t).
 
     Evaluated in row blocks of at most ``_EVAL_BUDGET`` (patient x time x dose)
     elements, so memory stays bounded whatever the number of patients.
+    ``analyte = k > 0``: the concentration of the k-th formed analyte of
+    ``formation`` (see the module docstring).
     """
     u = len(next(iter(params.values())))
     n_t, D = times.shape[1], dose_t.shape[1]
@@ -68,11 +107,11 @@ def concentrations_at(
                 {k: np.asarray(v)[rows] for k, v in params.items()},
                 take_rows(times, rows), take_rows(dose_t, rows),  # type: ignore[arg-type]
                 take_rows(amt, rows), take_rows(dur, rows),  # type: ignore[arg-type]
-                n_cmt=n_cmt, oral=oral, ss_tau=ss_tau,
+                n_cmt=n_cmt, oral=oral, ss_tau=ss_tau, formation=formation, analyte=analyte,
             )
         return out
     dt = times[:, :, None] - dose_t[:, None, :]
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = target_kw(formation, analyte)
     if ss_tau is not None:
         dt = np.where(dt < 0.0, dt + ss_tau, dt)
         kw["ss"] = np.ones((1, 1, 1), dtype=bool)
@@ -124,6 +163,8 @@ def iv_auc(
     *,
     n_cmt: int,
     ss_tau: float | None = None,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
     """Exact AUC over [start, end] of intravenous doses, per patient.
 
@@ -131,7 +172,9 @@ def iv_auc(
     (λ_i, c_i) of :func:`poppk.pk.disposition`; each mode's response is
     integrated in closed form.  At steady state (``ss_tau``: every dose is a
     train with interval τ, and [start, end] is one cycle) the AUC of a cycle
-    is Σ amt · Σ_i c_i/λ_i = Σ amt / CL.
+    is Σ amt · Σ_i c_i/λ_i = Σ amt / CL.  A formed analyte (``analyte`` > 0)
+    uses its own modes (:func:`analyte_modes`); its steady-state AUC of a
+    cycle is then Σ amt · S / CL_m for a payload made from the parent.
 
     Parameters
     ----------
@@ -145,7 +188,7 @@ def iv_auc(
     ndarray (u,)
     """
     p = {k: np.asarray(v, dtype=float)[:, None] for k, v in params.items()}
-    lams, coefs = disposition(p, n_cmt)
+    lams, coefs = analyte_modes(p, n_cmt, formation, analyte)
     if ss_tau is not None:
         per_unit = sum(c / lam for lam, c in zip(lams, coefs))
         return np.sum(amt * per_unit, axis=-1)
@@ -172,6 +215,8 @@ def quadrature_auc(
     oral: bool = False,
     ss_tau: float | None = None,
     levels: int = 14,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
     """AUC over [start, end] by quadrature of the kernel (any route).
 
@@ -212,7 +257,8 @@ def quadrature_auc(
     total = np.zeros(u)
     step = max(1, 2_000_000 // max(u * dose_t.shape[1], 1))
     for j in range(0, nodes.shape[1], step):
-        c = concentrations_at(params, nodes[:, j:j + step], dose_t, amt, dur, n_cmt=n_cmt, oral=oral, ss_tau=ss_tau)
+        c = concentrations_at(params, nodes[:, j:j + step], dose_t, amt, dur, n_cmt=n_cmt, oral=oral, ss_tau=ss_tau,
+                              formation=formation, analyte=analyte)
         total += np.sum(c * weights[:, j:j + step], axis=1)
     return total
 
@@ -271,12 +317,16 @@ def cmax(
     ss_tau: float | None,
     n_search: int,
     n_grid: int,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
     """Maximum concentration over [0, window], per patient.
 
     Intravenous doses: exact up to a bisection tolerance (:func:`_cmax_iv`).
     Oral doses: a uniform grid of ``n_grid`` points plus the dose times, then
-    two zoom levels around the best point.
+    two zoom levels around the best point.  A formed analyte (``analyte`` >
+    0): the same grid plus every end of infusion, then four zoom levels (its
+    concentration can rise after an infusion ends).
 
     Parameters
     ----------
@@ -304,16 +354,21 @@ def cmax(
     def evaluate(times: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         p = params if rows is None else {k: np.asarray(v)[rows] for k, v in params.items()}
         return concentrations_at(p, times, take_rows(dose_t, rows), take_rows(amt, rows),
-                                 take_rows(dur, rows), n_cmt=n_cmt, oral=oral, ss_tau=ss_tau)
+                                 take_rows(dur, rows), n_cmt=n_cmt, oral=oral, ss_tau=ss_tau,
+                                 formation=formation, analyte=analyte)
 
-    if not oral:
+    formed = check_target(formation, analyte) > 0
+    if not oral and not formed:
         return _cmax_iv(evaluate, dose_t, dur, window, ss_tau=ss_tau, n_cmt=n_cmt, n_search=n_search, u=u)
     grid = np.linspace(0.0, window, max(n_grid, 3))
-    cand = np.concatenate([np.broadcast_to(grid, (r, grid.size)), np.clip(dose_t, 0.0, window)], axis=1)
+    events = [dose_t] if not formed else [dose_t, dose_t + (0.0 if oral else dur)]
+    if formed and ss_tau is not None:  # infusions running over the cycle's end finish in the next one
+        events.append(dose_t + (0.0 if oral else dur) - ss_tau)
+    cand = np.concatenate([np.broadcast_to(grid, (r, grid.size))] + [np.clip(e, 0.0, window) for e in events], axis=1)
     interior = np.ones_like(cand, dtype=bool)
     half = np.full_like(cand, window / (max(n_grid, 3) - 1))
     lo, hi = np.zeros_like(cand), np.full_like(cand, window)
-    return _max_search(evaluate, cand, interior, half, lo, hi, u)
+    return _max_search(evaluate, cand, interior, half, lo, hi, u, levels=4 if formed else 2)
 
 
 def iv_search_nodes(

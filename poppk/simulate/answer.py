@@ -89,6 +89,7 @@ def simulate_candidates(
     aibw_factor: float = 0.4,
     executor: Any = None,
     echo: Any = None,
+    analyte: str | None = None,
 ) -> AveragedAnswer:
     """Simulate strategies from every candidate fit and average the answers.
 
@@ -121,6 +122,8 @@ def simulate_candidates(
         Passed to :func:`~poppk.simulate.simulate_strategies`.
     echo
         Progress lines (a callable taking a string), or ``None``.
+    analyte
+        With several analytes: whose exposure is simulated (default the parent).
     """
     from poppk.simulate.engine import simulate_strategies
     from poppk.simulate.exposure import DEFAULT_METRICS
@@ -134,7 +137,8 @@ def simulate_candidates(
         sims[name] = simulate_strategies(f, strategies, schedule, population, n_draws=n_draws, seed=seed,
                                          metrics=tuple(metrics) if metrics else DEFAULT_METRICS,
                                          threshold=threshold, exceed=exceed, keep_exposure=True,
-                                         population_uncertainty=population_uncertainty, executor=executor)
+                                         population_uncertainty=population_uncertainty, executor=executor,
+                                         analyte=analyte)
     table = averaged_strategy_summary(sims, weights, reference=reference, ci=ci, seed=seed, method=method)
     w = table.attrs["weights"]
     ref = table.attrs["reference"]
@@ -298,6 +302,7 @@ def run_candidates(
     population_uncertainty: Any = "auto",
     method: str = "stacking",
     echo: Any = None,
+    analyte: str | None = None,
 ) -> tuple[AveragedAnswer, dict[str, Path]]:
     """Everything ``poppk run`` does with several fits: simulate each, average, write.
 
@@ -323,7 +328,7 @@ def run_candidates(
         answer = simulate_candidates(fits, weights, strats, sched, pop, n_draws=n_draws, seed=seed, metrics=metrics,
                                      reference=reference, optimal_target=optimal_target, executor=client, echo=echo,
                                      threshold=threshold, exceed=exceed, population_uncertainty=population_uncertainty,
-                                     method=method, aibw_factor=aibw_factor)
+                                     method=method, aibw_factor=aibw_factor, analyte=analyte)
     out = Path(out_dir)
     written = write_answer(answer, out)
     best = max(answer.weights, key=answer.weights.get)  # type: ignore[arg-type]

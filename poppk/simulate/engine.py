@@ -49,6 +49,7 @@ import xarray as xr
 
 from poppk import defaults
 from poppk.errors import ConfigError, ModelSpecError
+from poppk.model.analytes import analyte_unit, target_analyte
 from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
 from poppk.simulate.draws import PosteriorDraws
@@ -234,6 +235,7 @@ def simulate_posterior(
     n_grid: int = 48,
     auc_method: str = "auto",
     population_uncertainty: str | None = "auto",
+    analyte: str | None = None,
 ) -> xr.Dataset:
     """Simulate strategies for given population-parameter draws.
 
@@ -265,6 +267,10 @@ def simulate_posterior(
         if v is not None and (isinstance(v, bool) or int(v) != v or v < 1):
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
+    try:
+        target, formation = target_analyte(spec, analyte)
+    except ModelSpecError as e:
+        raise ConfigError(str(e)) from None
     time_unit = dict(spec.units)["time"]
     oral = spec.absorption is not None
     plan = ExposurePlan.from_schedule(schedule, time_unit, oral=oral)
@@ -309,7 +315,8 @@ def simulate_posterior(
         draws=draws, covs=covs, doses=doses, plan=plan, metrics=metrics_t, threshold=threshold,
         exceed=exceed_arr, quantiles=np.asarray(quantiles, dtype=float), seed=int(seed),
         chunk_patients=int(chunk_patients), keep=0 if lazy else keep, random_effects=bool(random_effects),
-        options={"n_search": int(n_search), "n_grid": int(n_grid), "auc_method": auc_method},
+        options={"n_search": int(n_search), "n_grid": int(n_grid), "auc_method": auc_method,
+                 **({"formation": formation, "analyte": target} if target else {})},
         source=None if sources is None else sources[0],
         n_sources=0 if sources is None else len(sources[1]),
     )
@@ -356,7 +363,9 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
               time_unit, n_draws, seed, threshold, exceed, source_ids=None) -> xr.Dataset:
     spec = draws.spec
     metrics = ctx.metrics
-    units = metric_units(spec.unit)
+    target = int(ctx.options.get("analyte", 0))
+    analyte = spec.analytes[target].name if spec.analytes else None
+    units = metric_units({**spec.unit, "concentration": analyte_unit(spec, analyte)} if target else spec.unit)
     dims3 = ("draw", "strategy", "metric")
     keep = int(exposure.shape[1]) if exposure is not None else 0
     data: dict[str, Any] = {
@@ -423,6 +432,7 @@ def _assemble(ctx, draws, names, strategies, dose_mg, population, schedule, res,
         "n_patients": int(population.n),
         "n_patients_kept": int(keep),
         "population": population.source,
+        "analyte": analyte or "",
         "seed": int(seed),
         "random_effects": int(ctx.random_effects),
         "threshold": float(threshold) if threshold is not None else float("nan"),
@@ -454,6 +464,7 @@ def simulate_strategies(
     executor: Any = None,
     use_dask: bool = False,
     population_uncertainty: str | None = "auto",
+    analyte: str | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """Simulate dosing strategies for a virtual population over posterior draws.
@@ -535,6 +546,11 @@ def simulate_strategies(
         taken as the population itself) the interval holds parameter
         uncertainty only.  The choice is kept in
         ``attrs["population_uncertainty"]``.
+    analyte
+        With a multi-analyte model: the name of the analyte whose exposure is
+        simulated (e.g. ``"DM4"``, the payload, after doses of the conjugate),
+        in its own concentration unit (``metric_unit``); ``None``: the parent.
+        Kept in ``attrs["analyte"]``.
     **options
         ``n_search`` (points per infusion searched for Cmax, default 5),
         ``n_grid`` (grid per cycle for oral Cmax and time above, 48),
@@ -580,6 +596,6 @@ def simulate_strategies(
         draws, strategies, schedule, population, metrics=metrics, seed=seed, threshold=threshold, exceed=exceed,
         chunk_patients=chunk_patients, chunk_draws=chunk_draws, keep_exposure=keep_exposure,
         max_exposure_mb=max_exposure_mb, random_effects=random_effects, progress=progress, executor=executor,
-        use_dask=use_dask, population_uncertainty=population_uncertainty, **options,
+        use_dask=use_dask, population_uncertainty=population_uncertainty, analyte=analyte, **options,
     )
 

@@ -122,9 +122,9 @@ def _individual_parameters(ctx: BlockContext, idx: np.ndarray, pat: slice = slic
 def _fast_plan(ctx: BlockContext) -> UnitPlan | None:
     """The compiled evaluation of the context's dose-linear metrics, or None where it does not apply."""
     lin = [m for m in ctx.metrics if m != "time_above"]
-    if not lin:
-        return None
     o = ctx.options
+    if not lin or int(o.get("analyte", 0)):  # formed analytes: the NumPy path
+        return None
     return plan_for(ctx.plan, lin, n_cmt=ctx.draws.spec.n_cmt, n_search=int(o.get("n_search", 5)),
                     n_grid=int(o.get("n_grid", 48)), auc_method=str(o.get("auc_method", "auto")))
 
@@ -169,7 +169,8 @@ def _exposures(ctx: BlockContext, idx: np.ndarray, pat: slice = slice(None)) -> 
             p = {k: v[sl] for k, v in params.items()}
             pat_i = np.arange(sl.start, sl.stop) % npat
             ta[sl] = time_above(p, ctx.plan, float(ctx.threshold) / doses[pat_i], n_cmt=n_cmt,  # type: ignore[arg-type]
-                                n_grid=ctx.options.get("n_grid", 48))
+                                n_grid=ctx.options.get("n_grid", 48), formation=ctx.options.get("formation", ()),
+                                analyte=ctx.options.get("analyte", 0))
     E = np.empty((nb, npat, S, len(ctx.metrics)))
     for j, m in enumerate(ctx.metrics):
         if m == "time_above":

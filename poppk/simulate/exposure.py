@@ -40,6 +40,12 @@ Metrics (time in the model's unit; τ = the schedule's cycle length):
 All metrics except ``time_above`` are proportional to the dose (linear PK):
 the simulation engine computes them once per patient for a unit dose and
 scales them by each strategy's dose.
+
+With ``formation`` and ``analyte = k > 0`` (a multi-analyte model, see
+:mod:`poppk.pk.analytes`) every metric is that of the k-th formed analyte --
+e.g. the payload's AUC after doses of the conjugate -- in that analyte's
+concentration unit; its Cmax is searched on a grid (see
+:func:`poppk.pk.exposure.cmax`).
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ import numpy as np
 import pandas as pd
 
 from poppk.errors import ConfigError
-from poppk.pk.exposure import cmax, concentrations_at, iv_auc, quadrature_auc, take_rows, time_above_threshold
+from poppk.pk.analytes import Formation
+from poppk.pk.exposure import (check_target, cmax, concentrations_at, iv_auc, quadrature_auc, take_rows,
+                               time_above_threshold)
 from poppk.simulate.schedule import Schedule
 
 __all__ = [
@@ -242,6 +250,8 @@ def concentration_profile(
     time_unit: str = "h",
     doses: Any = 1.0,
     oral: bool = False,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
     """Concentration-time profiles of patients on a schedule (the kernel on a grid).
 
@@ -255,6 +265,8 @@ def concentration_profile(
         Times (model unit) at which to evaluate, 1-D.
     doses
         Dose per patient (scalar or (n_patients,)), in the model's amount unit.
+    formation, analyte
+        A formed analyte's profile (``analyte`` > 0; see the module docstring).
 
     Returns
     -------
@@ -263,7 +275,8 @@ def concentration_profile(
     plan = ExposurePlan.from_schedule(schedule, time_unit, oral=oral)
     p = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items()}
     t = np.asarray(times, dtype=float)[None, :]
-    c = concentrations_at(p, t, plan.all_time, plan.all_amt, plan.all_dur, n_cmt=n_cmt, oral=oral)
+    c = concentrations_at(p, t, plan.all_time, plan.all_amt, plan.all_dur, n_cmt=n_cmt, oral=oral,
+                          formation=formation, analyte=analyte)
     return c * np.atleast_1d(np.asarray(doses, dtype=float))[:, None]
 
 
@@ -292,8 +305,10 @@ def time_above(
     *,
     n_cmt: int,
     n_grid: int = 64,
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> np.ndarray:
-    """Time above each threshold over the whole schedule.
+    """Time above each threshold over the whole schedule (of analyte ``analyte``).
 
     Parameters
     ----------
@@ -318,7 +333,8 @@ def time_above(
         p = {k: np.asarray(v)[rows] for k, v in params.items()}
         tt = take_rows(times, rows)
         conc = concentrations_at(p, tt, take_rows(plan.all_time, rows), take_rows(plan.all_amt, rows),  # type: ignore[arg-type]
-                                 take_rows(plan.all_dur, rows), n_cmt=n_cmt, oral=plan.oral)  # type: ignore[arg-type]
+                                 take_rows(plan.all_dur, rows), n_cmt=n_cmt, oral=plan.oral,  # type: ignore[arg-type]
+                                 formation=formation, analyte=analyte)
         t = np.broadcast_to(tt, conc.shape)
         for s in range(thr.shape[1]):
             out[rows, s] = time_above_threshold(t, conc, thr[rows, s])
@@ -340,6 +356,8 @@ def compute_exposures(
     n_search: int = 5,
     n_grid: int = 48,
     auc_method: str = "auto",
+    formation: tuple[Formation, ...] = (),
+    analyte: int = 0,
 ) -> dict[str, np.ndarray]:
     """Exposure metrics of every patient for the doses of ``plan``.
 
@@ -364,12 +382,17 @@ def compute_exposures(
     auc_method
         ``"analytic"`` (IV only), ``"quadrature"`` or ``"auto"`` (analytic
         for IV, quadrature for oral).
+    formation, analyte
+        The metrics of the ``analyte``-th formed analyte (0: the parent); see
+        the module docstring.
 
     Returns
     -------
     dict of metric -> ndarray (u,)
     """
     metrics = check_metrics(metrics)
+    check_target(formation, analyte)
+    tk: dict[str, Any] = {"formation": tuple(formation), "analyte": int(analyte)}
     params = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in params.items()}
     u = len(next(iter(params.values())))
     oral = plan.oral
@@ -390,30 +413,32 @@ def compute_exposures(
             t_end = plan.c1_time[:, :1] + (0.0 if oral else plan.c1_dur[:, :1])
             first = (slice(None), slice(0, 1))
             out[m] = concentrations_at(params, t_end, plan.c1_time[first], plan.c1_amt[first], plan.c1_dur[first],
-                                       n_cmt=n_cmt, oral=oral)[:, 0]
+                                       n_cmt=n_cmt, oral=oral, **tk)[:, 0]
         elif m == "ctrough_c1":
             out[m] = concentrations_at(params, np.array([[tau]]), plan.c1_time, plan.c1_amt, plan.c1_dur,
-                                       n_cmt=n_cmt, oral=oral)[:, 0]
+                                       n_cmt=n_cmt, oral=oral, **tk)[:, 0]
         elif m == "ctrough_ss":
             out[m] = concentrations_at(params, np.array([[tau]]), plan.ss_time, plan.ss_amt,  # type: ignore[arg-type]
-                                       plan.ss_dur, n_cmt=n_cmt, oral=oral, ss_tau=tau)[:, 0]  # type: ignore[arg-type]
+                                       plan.ss_dur, n_cmt=n_cmt, oral=oral, ss_tau=tau, **tk)[:, 0]  # type: ignore[arg-type]
         elif m in ("cmax_c1", "cmax_ss"):
             ss = m == "cmax_ss"
             dt, da, dd = (plan.ss_time, plan.ss_amt, plan.ss_dur) if ss else (plan.c1_time, plan.c1_amt, plan.c1_dur)
             out[m] = cmax(params, dt, da, dd, tau, n_cmt=n_cmt, oral=oral, ss_tau=tau if ss else None,  # type: ignore[arg-type]
-                          n_search=n_search, n_grid=n_grid)
+                          n_search=n_search, n_grid=n_grid, **tk)
         elif m in ("auc_c1", "auc_ss"):
             ss = m == "auc_ss"
             dt, da, dd = (plan.ss_time, plan.ss_amt, plan.ss_dur) if ss else (plan.c1_time, plan.c1_amt, plan.c1_dur)
             if quad:
                 out[m] = quadrature_auc(params, dt, da, dd, 0.0, tau, n_cmt=n_cmt, oral=oral,  # type: ignore[arg-type]
-                                        ss_tau=tau if ss else None)
+                                        ss_tau=tau if ss else None, **tk)
             else:
-                out[m] = iv_auc(params, dt, da, dd, 0.0, tau, n_cmt=n_cmt, ss_tau=tau if ss else None)  # type: ignore[arg-type]
+                out[m] = iv_auc(params, dt, da, dd, 0.0, tau, n_cmt=n_cmt, ss_tau=tau if ss else None,  # type: ignore[arg-type]
+                                **tk)
         elif m == "time_above":
             if threshold is None:
                 raise ConfigError("time_above needs threshold= (a concentration)")
-            out[m] = time_above(params, plan, np.full((u, 1), float(threshold)), n_cmt=n_cmt, n_grid=n_grid)[:, 0]
+            out[m] = time_above(params, plan, np.full((u, 1), float(threshold)), n_cmt=n_cmt, n_grid=n_grid,
+                                **tk)[:, 0]
     return out
 
 
@@ -469,5 +494,6 @@ def exposure_metrics(
         if threshold is None:
             raise ConfigError("time_above needs threshold= (a concentration)")
         out["time_above"] = time_above(p, plan, (float(threshold) / dose)[:, None], n_cmt=n_cmt,
-                                       n_grid=options.get("n_grid", 64))[:, 0]
+                                       n_grid=options.get("n_grid", 64), formation=options.get("formation", ()),
+                                       analyte=options.get("analyte", 0))[:, 0]
     return pd.DataFrame({m: out[m] for m in metrics}, index=pd.RangeIndex(n, name="patient"))

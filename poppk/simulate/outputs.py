@@ -172,6 +172,7 @@ def run_simulation(
     scheduler_address: str | None = None,
     executor: Any = None,
     population_uncertainty: str | None = "auto",
+    analyte: str | None = None,
 ) -> dict[str, Path]:
     """Everything ``poppk simulate`` does: load, build, simulate, write.
 
@@ -209,6 +210,8 @@ def run_simulation(
         ``"auto"`` (a Bayesian bootstrap of a resampled population, per
         draw), ``"bootstrap"`` or ``None``: see
         :func:`~poppk.simulate.engine.simulate_strategies`.
+    analyte
+        With several analytes: whose exposure is simulated (default the parent).
 
     Returns
     -------
@@ -227,7 +230,7 @@ def run_simulation(
         sim = simulate_strategies(fit, strats, sched, pop, n_draws=n_draws, seed=seed,
                                   metrics=tuple(metrics) if metrics else DEFAULT_METRICS, threshold=threshold,
                                   exceed=exceed, progress=progress, population_uncertainty=population_uncertainty,
-                                  executor=executor if executor is not None else client)
+                                  executor=executor if executor is not None else client, analyte=analyte)
     written = write_simulation_report(sim, out_dir, reference=reference, exceed=None, figures=figures)
     written["command"] = write_command(out_dir, strats, sched, pop, sim, seed=seed, threshold=threshold,
                                        exceed=exceed, reference=reference)
