@@ -589,3 +589,21 @@ def test_hand_values_are_independent() -> None:
     assert 9270 * 100 / (8780 + 244 * 100 / 1.7**2) == pytest.approx(53.823668, abs=1e-6)
     assert 1.1 * 70 - 128 * (70 / 170) ** 2 == pytest.approx(55.297578, abs=1e-6)
     assert 1.07 * 70 - 148 * (70 / 170) ** 2 == pytest.approx(49.806574, abs=1e-6)
+
+
+def test_parse_sex_numeric_arrays_equal_the_element_by_element_reading():
+    """A numeric array is read without a loop per patient; results and errors are those of the same codes as a list."""
+    rng = np.random.default_rng(4)
+    for codes, female in (([1, 2], 2), ([0, 1], 0), ([1], 1), ([2], 1)):
+        x = rng.choice(codes, size=(50, 4))
+        fast = parse_sex(x, female_code=female)
+        slow = parse_sex(x.astype(object).tolist(), female_code=female)
+        assert fast.shape == x.shape and np.array_equal(fast, np.asarray(slow))
+    assert parse_sex(np.array([True, False]), female_code=True).tolist() == [True, False]
+    with pytest.raises(BodySizeError, match=r"more than two distinct numeric sex codes: 1 at index 0, 2 at index 1, "
+                                            r"3 at index 3"):
+        parse_sex(np.array([1, 2, 2, 3, 1]), female_code=1)
+    with pytest.raises(BodySizeError, match="numeric sex codes 1 and 2 are present but female_code=0"):
+        parse_sex(np.array([1.0, 2.0]), female_code=0)
+    with pytest.raises(BodySizeError, match="sex at index 1 is missing"):
+        parse_sex(np.array([1.0, np.nan]), female_code=1)

@@ -247,6 +247,23 @@ def _classify_sex(x: Any) -> tuple[str, Any]:
     return "unknown", None
 
 
+def _check_numeric_codes(codes: dict[float, tuple[int, ...]], ndim: int, code_f: float | None,
+                         female_code: Any) -> None:
+    """At most two distinct numeric codes (``{code: first index}``), one of them ``female_code`` if two."""
+    if len(codes) > 2:
+        listed = ", ".join(f"{_fmt(c)}{_at(i, ndim)}" for c, i in sorted(codes.items()))
+        raise BodySizeError(
+            f"more than two distinct numeric sex codes: {listed}; expected two codes, "
+            f"one of which is female_code={female_code!r}"
+        )
+    if len(codes) == 2 and code_f not in codes:
+        listed = " and ".join(_fmt(c) for c in sorted(codes))
+        raise BodySizeError(
+            f"numeric sex codes {listed} are present but female_code={female_code!r} is "
+            f"neither of them; pass female_code={_fmt(min(codes))} or {_fmt(max(codes))}"
+        )
+
+
 def parse_sex(sex: ArrayLike, *, female_code: float | str | None = None) -> NDArray[np.bool_]:
     """Parse sex codes into a boolean array (``True`` = female).
 
@@ -298,18 +315,34 @@ def parse_sex(sex: ArrayLike, *, female_code: float | str | None = None) -> NDAr
             )
         code_f = payload
 
-    arr = np.asarray(sex, dtype=object)
+    # a numeric array (not a list, which NumPy would turn mixed codes into strings of)
+    arr = np.asarray(sex) if hasattr(sex, "dtype") else np.asarray(sex, dtype=object)
+    if arr.dtype.kind in "biuf" and arr.size and code_f is not None and np.all(np.isfinite(arr)):
+        # numbers: each distinct code is checked once, where it first occurs (as the loop below would)
+        flat = arr.astype(float).ravel()
+        values, first = np.unique(flat, return_index=True)
+        _check_numeric_codes({float(v): tuple(int(i) for i in np.unravel_index(int(f), arr.shape))
+                              for v, f in zip(values, first)}, arr.ndim, code_f, female_code)
+        return (flat == code_f).reshape(arr.shape)
+    arr = np.asarray(arr, dtype=object)
     out = np.zeros(arr.shape, dtype=bool)
     codes: dict[float, tuple[int, ...]] = {}  # distinct numeric code -> first index
+    seen: dict[Any, tuple[str, Any]] = {}  # each distinct code is classified once
     for idx in np.ndindex(arr.shape):
         x = arr[idx]
-        kind, payload = _classify_sex(x)
+        try:
+            kind, payload = seen[x]
+        except (KeyError, TypeError):
+            kind, payload = _classify_sex(x)
+            try:
+                seen[x] = (kind, payload)
+            except TypeError:  # unhashable
+                pass
+        if kind in ("female", "male") or (kind == "num" and code_f is not None and payload in codes):
+            out[idx] = kind == "female" or (kind == "num" and payload == code_f)
+            continue
         where = _at(idx, arr.ndim)
-        if kind == "female":
-            out[idx] = True
-        elif kind == "male":
-            out[idx] = False
-        elif kind == "missing":
+        if kind == "missing":
             raise BodySizeError(f"sex{where} is missing (value {x!r}); valid: {_SEX_VALID}")
         elif kind == "unknown":
             raise BodySizeError(f"sex code {x!r}{where} is not recognised; valid: {_SEX_VALID}")
@@ -323,20 +356,7 @@ def parse_sex(sex: ArrayLike, *, female_code: float | str | None = None) -> NDAr
                 )
             codes.setdefault(payload, idx)
             out[idx] = payload == code_f
-    if len(codes) > 2:
-        listed = ", ".join(
-            f"{_fmt(c)}{_at(i, arr.ndim)}" for c, i in sorted(codes.items())
-        )
-        raise BodySizeError(
-            f"more than two distinct numeric sex codes: {listed}; expected two codes, "
-            f"one of which is female_code={female_code!r}"
-        )
-    if len(codes) == 2 and code_f not in codes:
-        listed = " and ".join(_fmt(c) for c in sorted(codes))
-        raise BodySizeError(
-            f"numeric sex codes {listed} are present but female_code={female_code!r} is "
-            f"neither of them; pass female_code={_fmt(min(codes))} or {_fmt(max(codes))}"
-        )
+    _check_numeric_codes(codes, arr.ndim, code_f, female_code)
     return out
 
 
