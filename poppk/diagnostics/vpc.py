@@ -300,6 +300,19 @@ def _strata(fit: Any, obs: pd.DataFrame, stratify: Any) -> tuple[np.ndarray, str
     return np.array([f"{a} · {lab}" for a, lab in zip(analyte, labels)], dtype=object), f"ANALYTE, {name}"
 
 
+def _analyte_labels(fit: Any, obs: pd.DataFrame, table: pd.DataFrame, conc: str) -> dict[str, str]:
+    """``{stratum: y label in its analyte's unit}`` of a multi-analyte model ({} otherwise)."""
+    if "ANALYTE" not in obs.columns or not len(table):
+        return {}
+    from poppk.model.analytes import analyte_unit
+
+    out = {}
+    for s in pd.unique(table["strata"]):
+        name = str(s).split(" · ", 1)[0]
+        out[str(s)] = f"{conc}, {name} ({analyte_unit(fit.spec, name)})"
+    return out
+
+
 def _user_strata(fit: Any, obs: pd.DataFrame, stratify: Any) -> tuple[np.ndarray, str | None]:
     if stratify is None:
         return np.full(len(obs), "all", dtype=object), None
@@ -538,6 +551,7 @@ def vpc_table(
             "time": time,
             "x_label": f"{_TIME_LABEL[time]} ({units['time_unit']})",
             "y_label": f"{conc} ({units['concentration_unit']})",
+            "y_labels": _analyte_labels(fit, obs, table, conc),
             "ci": float(ci),
             "n_draws": int(y_rep.shape[0]),
             "pred_corrected": bool(pred_corrected),

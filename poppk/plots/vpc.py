@@ -114,7 +114,10 @@ def plot_vpc(
             ax.set_ylim(bottom=0)
         if len(strata) > 1 or attrs.get("stratify"):
             ax.set_title(str(s), fontsize=10)
-        if j == 0:
+        per_stratum = attrs.get("y_labels") or {}
+        if str(s) in per_stratum:  # several analytes: each panel in its own unit
+            ax.set_ylabel(per_stratum[str(s)])
+        elif j == 0:
             ax.set_ylabel(attrs.get("y_label", "Concentration"))
         ax.grid(alpha=0.25, lw=0.5)
         if blq_panel:

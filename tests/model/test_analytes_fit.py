@@ -151,3 +151,16 @@ def test_payload_exposure_is_simulated_from_the_joint_fit(fits, tmp_path):
                            metrics=["auc_ss"], analyte="PAY", figures=False)
     summary = pd.read_csv(next(p for p in paths.values() if str(p).endswith("summary.csv")))
     assert np.isfinite(summary["median_exposure_median"]).all()
+
+
+def test_vpc_of_the_joint_fit_has_one_panel_per_analyte_in_its_own_unit(fits):
+    from poppk.diagnostics.vpc import vpc_table
+    from poppk.plots import plot_vpc
+
+    _, joint, _ = fits
+    tab = vpc_table(joint, n_draws=40, seed=1)
+    assert set(tab["strata"]) == {"ADC", "PAY"}
+    assert tab.attrs["y_labels"] == {"ADC": "Concentration, ADC (mg/L)", "PAY": "Concentration, PAY (mg/L)"}
+    fig = plot_vpc(tab)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel().startswith("Concentration")]
+    assert labels == ["Concentration, ADC (mg/L)", "Concentration, PAY (mg/L)"]
