@@ -4,9 +4,10 @@ A :class:`ModelSpec` with ``analytes`` fits the concentrations of a parent
 (e.g. an antibody-drug conjugate) and of analytes formed from it (its payload,
 the payload's metabolite) jointly, with one set of random effects per
 subject.  The first :class:`Analyte` is the parent: it uses the spec's
-structure, parameters and error model.  Every later one is a one-compartment
-analyte formed from an earlier one (see :mod:`poppk.pk.analytes` for the
-equations) with apparent parameters ``CL_<name>`` and ``V_<name>`` -- typical
+structure, parameters and error model.  Every later one is an analyte formed
+from an earlier one (see :mod:`poppk.pk.analytes` for the equations), with one
+compartment and apparent parameters ``CL_<name>`` and ``V_<name>``, or two
+(``structure="2cmt"``: also ``Q_<name>`` and ``V2_<name>``) -- typical
 values, IIV and covariates on them are declared like any other parameter --
 and its own residual error (magnitudes ``prop_<name>``, ``add_<name>`` or
 ``exp_<name>``).  Observations are mapped to analytes by their ``DVID``
@@ -69,6 +70,10 @@ class Analyte:
         Label of its concentration unit (e.g. ``"ng/mL"``; ``None``: the
         spec's concentration unit), for tables and figures.  The numbers are
         converted by ``scale``, not by the label.
+    structure
+        A formed analyte's disposition: ``"1cmt"`` (``CL_<name>``,
+        ``V_<name>``) or ``"2cmt"`` (also ``Q_<name>`` and ``V2_<name>``, a
+        peripheral compartment).  The parent's is the spec's ``structure``.
     """
 
     name: str
@@ -77,6 +82,7 @@ class Analyte:
     scale: float = 1.0
     error: str | None = None
     unit: str | None = None
+    structure: str = "1cmt"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (TOML/JSON-ready)."""
@@ -88,14 +94,17 @@ class Analyte:
             out["error"] = self.error
         if self.unit is not None:
             out["unit"] = self.unit
+        if self.structure != "1cmt":
+            out["structure"] = self.structure
         return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Analyte":
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`ModelSpecError`."""
-        extra = set(d) - {"name", "dvid", "source", "scale", "error", "unit"}
+        extra = set(d) - {"name", "dvid", "source", "scale", "error", "unit", "structure"}
         if extra:
-            raise ModelSpecError(f"analyte: unknown keys {sorted(extra)}; valid: name, dvid, source, scale, error, unit")
+            raise ModelSpecError(
+                f"analyte: unknown keys {sorted(extra)}; valid: name, dvid, source, scale, error, unit, structure")
         if "name" not in d or "dvid" not in d:
             raise ModelSpecError(f"analyte {dict(d)!r}: needs 'name' and 'dvid'")
         return cls(**dict(d))
@@ -143,6 +152,11 @@ def normalise_analytes(raw: Any, error: str, error_models: Sequence[str]) -> tup
             raise ModelSpecError(f"analyte {a.name!r}: scale must be a positive number, got {a.scale!r}")
         if a.error is not None and a.error not in error_models:
             raise ModelSpecError(f"analyte {a.name!r}: error {a.error!r} is not one of {tuple(error_models)}")
+        if a.structure not in ("1cmt", "2cmt"):
+            raise ModelSpecError(f"analyte {a.name!r}: structure {a.structure!r}; valid: '1cmt', '2cmt'")
+        if i == 0 and a.structure != "1cmt":
+            raise ModelSpecError(
+                f"the parent analyte {a.name!r} uses the spec's structure; set 'structure' on the spec")
         if i == 0 and a.error is not None and a.error != error:
             raise ModelSpecError(
                 f"the parent analyte {a.name!r} uses the spec's error model ({error!r}); set 'error' on the spec"
@@ -150,7 +164,7 @@ def normalise_analytes(raw: Any, error: str, error_models: Sequence[str]) -> tup
         names.append(a.name)
         dvids.append(key)
         out.append(Analyte(a.name, a.dvid, a.source, scale, a.error if i else None,
-                           None if a.unit is None else str(a.unit)))
+                           None if a.unit is None else str(a.unit), a.structure))
     forms = [error] + [a.error or error for a in out[1:]]
     if "exponential" in forms and len(set(forms)) > 1:
         raise ModelSpecError(
@@ -161,10 +175,13 @@ def normalise_analytes(raw: Any, error: str, error_models: Sequence[str]) -> tup
 
 
 def analyte_parameters(analytes: Sequence[Analyte]) -> tuple[str, ...]:
-    """Structural parameters the formed analytes add: ``CL_<name>``, ``V_<name>`` each."""
+    """Structural parameters the formed analytes add: ``CL_<name>``, ``V_<name>`` each (and ``Q_<name>``,
+    ``V2_<name>`` for a two-compartment one)."""
     out: tuple[str, ...] = ()
     for a in analytes[1:]:
         out += (f"CL_{a.name}", f"V_{a.name}")
+        if a.structure == "2cmt":
+            out += (f"Q_{a.name}", f"V2_{a.name}")
     return out
 
 
@@ -194,7 +211,9 @@ def formation_of(analytes: Sequence[Analyte]) -> tuple[Formation, ...]:
     for a in analytes[1:]:
         src = names.index(a.source)  # type: ignore[arg-type]
         src_cl = "CL" if src == 0 else f"CL_{a.source}"
-        out.append(Formation(src, f"CL_{a.name}", f"V_{a.name}", src_cl, float(a.scale)))
+        two = a.structure == "2cmt"
+        out.append(Formation(src, f"CL_{a.name}", f"V_{a.name}", src_cl, float(a.scale),
+                             f"Q_{a.name}" if two else None, f"V2_{a.name}" if two else None))
     return tuple(out)
 
 

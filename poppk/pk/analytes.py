@@ -29,6 +29,17 @@ and :math:`k_m = CL_m/V_m`:
 so ``m`` adds one mode (rate :math:`k_m`, coefficient :math:`-\\sum_i b_i`) and
 gives new coefficients on the source's modes.
 
+A two-compartment formed analyte (``Q_m`` to a peripheral volume ``V2_m``) has
+its own unit-impulse response :math:`h_m(t) = \\sum_j d_j e^{-\\mu_j t}`
+(:func:`poppk.pk.disposition.disposition` of ``CL_m, V_m, Q_m, V2_m``), and the
+convolution of its input :math:`S_m CL_s C_s(t)` with it gives
+
+.. math:: C_m(t) = \\sum_i \\sum_j S_m CL_s\\, c_i d_j
+   \\frac{e^{-\\lambda_i t} - e^{-\\mu_j t}}{\\mu_j - \\lambda_i},
+
+two new modes :math:`\\mu_j`; the one-compartment case is :math:`d_1 = 1/V_m`,
+:math:`\\mu_1 = k_m`.
+
 Near-equal rates.  When :math:`k_m` comes within a relative
 :data:`SEPARATION` of a source mode, the coefficients grow as
 :math:`1/(k_m-\\lambda_i)` and cancel.  There :math:`k_m` is moved to
@@ -45,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from poppk.errors import ModelSpecError
+from poppk.pk.disposition import disposition
 from poppk.pk.ops import Ops
 
 __all__ = ["Formation", "formed_modes", "analyte_coefficients", "SEPARATION"]
@@ -68,6 +80,9 @@ class Formation:
         Name of the source's clearance (``"CL"`` for the parent).
     scale
         Mass conversion from source amount to formed amount.
+    intercompartmental, peripheral
+        Names of its ``Q`` and peripheral volume (a two-compartment formed
+        analyte), or ``None`` (one compartment).
     """
 
     source: int
@@ -75,6 +90,8 @@ class Formation:
     volume: str
     source_clearance: str
     scale: float = 1.0
+    intercompartmental: str | None = None
+    peripheral: str | None = None
 
 
 def _param(params: Mapping[str, Any], name: str, ops: Ops) -> Any:
@@ -119,31 +136,43 @@ def formed_modes(
             )
         cl = _param(params, f.clearance, ops)
         v = _param(params, f.volume, ops)
-        ke = cl / v
         src = sets[f.source]
-        # move k_m off every source mode it nearly equals (consistently, see module doc)
-        for lam, c in zip(lams, src):
-            if isinstance(c, float) and c == 0.0:
-                continue
-            gap = ops.abs(ke - lam)
-            near = ops.lt(gap, SEPARATION * lam)
-            ke = ops.where(near, ops.where(ops.ge(ke, lam), lam * (1.0 + SEPARATION), lam * (1.0 - SEPARATION)), ke)
-        gain = f.scale * _param(params, f.source_clearance, ops) / v
-        new: list[Any] = []
-        total = None
-        for lam, c in zip(lams, src):
-            if isinstance(c, float) and c == 0.0:
-                new.append(0.0)
-                continue
-            b = gain * c / (ke - lam)
-            new.append(b)
-            total = b if total is None else total + b
-        new.append(-total if total is not None else 0.0)
+        if f.intercompartmental is None:  # one compartment: mode k_m, d = 1/V_m (folded into the gain)
+            own, weights = [cl / v], [None]
+            gain = f.scale * _param(params, f.source_clearance, ops) / v
+        else:
+            own, weights = disposition({"CL": cl, "V1": v, "Q": _param(params, f.intercompartmental, ops),
+                                        "V2": _param(params, f.peripheral or "", ops)}, 2, ops)
+            gain = f.scale * _param(params, f.source_clearance, ops)
+        own = [_separate(mu, lams, src, ops) for mu in own]
+        acc: list[Any] = [None] * len(lams)  # coefficients on the source's modes
+        tail: list[Any] = []  # on the analyte's own modes
+        for mu, d in zip(own, weights):
+            g = gain if d is None else gain * d
+            total = None
+            for i, (lam, c) in enumerate(zip(lams, src)):
+                if isinstance(c, float) and c == 0.0:
+                    continue
+                b = g * c / (mu - lam)
+                acc[i] = b if acc[i] is None else acc[i] + b
+                total = b if total is None else total + b
+            tail.append(-total if total is not None else 0.0)
+        new: list[Any] = [0.0 if a is None else a for a in acc] + tail
         for other in sets:
-            other.append(0.0)
+            other.extend([0.0] * len(own))
         sets.append(new)
-        lams.append(ke)
+        lams.extend(own)
     return lams, sets
+
+
+def _separate(mu: Any, lams: Sequence[Any], src: Sequence[Any], ops: Ops) -> Any:
+    """``mu`` moved off every source mode it nearly equals (consistently: see the module docstring)."""
+    for lam, c in zip(lams, src):
+        if isinstance(c, float) and c == 0.0:
+            continue
+        near = ops.lt(ops.abs(mu - lam), SEPARATION * lam)
+        mu = ops.where(near, ops.where(ops.ge(mu, lam), lam * (1.0 + SEPARATION), lam * (1.0 - SEPARATION)), mu)
+    return mu
 
 
 def analyte_coefficients(sets: Sequence[Sequence[Any]], analyte: Any, ops: Ops) -> list[Any]:

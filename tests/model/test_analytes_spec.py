@@ -198,3 +198,22 @@ def test_shipped_multi_analyte_files_equal_a_fresh_regeneration(tmp_path):
     data_path, truth_path = ga.write_files(records, truth, tmp_path)
     assert data_path.read_bytes() == (ROOT / "data" / "imgn853_analytes.csv").read_bytes()
     assert truth_path.read_bytes() == (ROOT / "data" / "imgn853_analytes_truth.csv").read_bytes()
+
+
+def test_a_two_compartment_formed_analyte_adds_its_distribution_parameters_and_round_trips():
+    typical = {**TYP, "Q_DM4": 20.0, "V2_DM4": 150.0}
+    analytes = [{"name": "ADC", "dvid": 1},
+                {"name": "DM4", "dvid": 2, "source": "ADC", "scale": 18.2, "structure": "2cmt"},
+                {"name": "MeDM4", "dvid": 3, "source": "DM4"}]
+    spec = ModelSpec(structure="1cmt", typical=typical, analytes=analytes)
+    assert spec.parameters == ("CL", "V1", "CL_DM4", "V_DM4", "Q_DM4", "V2_DM4", "CL_MeDM4", "V_MeDM4")
+    f = formation_of(spec.analytes)
+    assert (f[0].intercompartmental, f[0].peripheral) == ("Q_DM4", "V2_DM4")
+    assert (f[1].intercompartmental, f[1].peripheral) == (None, None)
+    assert ModelSpec.from_toml(spec.to_toml()) == spec
+    assert spec.unit["Q_DM4"].startswith("L/") and spec.unit["V2_DM4"] == "L"
+    with pytest.raises(ModelSpecError, match="structure '3cmt'; valid: '1cmt', '2cmt'"):
+        ModelSpec(structure="1cmt", typical=typical,
+                  analytes=[analytes[0], {**analytes[1], "structure": "3cmt"}, analytes[2]])
+    with pytest.raises(ModelSpecError, match="uses the spec's structure"):
+        ModelSpec(structure="1cmt", typical=typical, analytes=[{**analytes[0], "structure": "2cmt"}, *analytes[1:]])

@@ -181,3 +181,15 @@ def test_unknown_analyte_is_refused_with_the_valid_names():
     with pytest.raises(ConfigError, match="valid: ADC, DM4, MeDM4"):
         simulate_strategies(_draws(), {"flat": "flat 100 mg"}, Schedule.q3w(2, unit="day"), sample_population(10, seed=1),
                             analyte="DM1")
+
+
+def test_mass_balance_holds_for_a_two_compartment_payload():
+    """AUC_ss of a cycle is S·dose/CL_m whatever the payload's distribution; its Cmax is lower than a 1-cmt one's."""
+    spec = ModelSpec("2cmt", {**P, "Q_DM4": 200.0, "V2_DM4": 1500.0},
+                     analytes=[ANALYTES[0], {**ANALYTES[1], "structure": "2cmt"}, ANALYTES[2]])
+    _, formation = target_analyte(spec, None)
+    plan = ExposurePlan.from_schedule(Schedule.q3w(2, unit="day", infusion=DUR), "day")
+    two = compute_exposures({k: np.array([v]) for k, v in {**P, "Q_DM4": 200.0, "V2_DM4": 1500.0}.items()}, plan,
+                            ["cmax_c1", "auc_ss"], n_cmt=2, formation=formation, analyte=1)
+    np.testing.assert_allclose(two["auc_ss"][0], S_DM4 / P["CL_DM4"], rtol=1e-10)
+    assert two["cmax_c1"][0] < _metrics(1)["cmax_c1"][0]
