@@ -264,13 +264,35 @@ def _stats_loop(unit: np.ndarray, lin_of: np.ndarray, doses_t: np.ndarray, nb: i
     vals = np.empty(ks.shape[0])
     ddof = 1 if npat > 1 else 0
     div = max(npat - ddof, 0)
+    # log(unit * dose) = log(unit) + log(dose): one logarithm per metric and patient-draw, not one per strategy too
+    log_dose = np.empty((S, npat))
+    dose_positive = np.empty(S, dtype=np.bool_)
+    for s in range(S):
+        ok = True
+        for i in range(npat):
+            d = doses_t[s, i]
+            ok = ok and d > 0.0
+            log_dose[s, i] = np.log(d) if d > 0.0 else 0.0
+        dose_positive[s] = ok
+    log_unit = np.empty((M, npat))
+    unit_positive = np.empty(M, dtype=np.bool_)
     for b in range(nb):
         base = b * npat
+        for jm in range(M):
+            u = unit[lin_of[jm]]
+            ok = True
+            for i in range(npat):
+                v = u[base + i]
+                ok = ok and v > 0.0
+                log_unit[jm, i] = np.log(v) if v > 0.0 else 0.0
+            unit_positive[jm] = ok
         for s in range(S):
             dose = doses_t[s]
+            ldose = log_dose[s]
             for jm in range(M):
                 u = unit[lin_of[jm]]
-                positive = True
+                lu = log_unit[jm]
+                positive = unit_positive[jm] and dose_positive[s]
                 tot = 0.0
                 ltot = 0.0
                 thr = exceed[jm]
@@ -280,11 +302,7 @@ def _stats_loop(unit: np.ndarray, lin_of: np.ndarray, doses_t: np.ndarray, nb: i
                     e = u[base + i] * dose[i]
                     buf[i] = e
                     tot += e
-                    if e > 0.0:
-                        le = np.log(e)
-                    else:
-                        positive = False
-                        le = 0.0
+                    le = lu[i] + ldose[i]
                     lbuf[i] = le
                     ltot += le
                     if has_thr and e > thr:
