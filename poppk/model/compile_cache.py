@@ -33,8 +33,16 @@ A new process (a dask worker, a new Python session, a notebook kernel) finds a
 structure compiled before on this machine in the on-disk store
 (:mod:`poppk.model.compile_store`): the rewritten graphs are loaded instead of
 rebuilt and rewritten, and numba's disk cache serves their machine code and the
-callbacks.  ``cache=False`` bypasses both caches (a fresh compile: the
-reference in tests).
+callbacks.  The store also says under which key and source numba's cache holds
+the two graph functions, so such a process loads them without turning the
+graphs into PyTensor functions again (:func:`_load_direct`; it falls back to
+that when numba's cache no longer has them).  ``cache=False`` bypasses both
+caches (a fresh compile: the reference in tests).
+
+numba compiles each graph function once: the function PyTensor generates for
+the graph, not the wrapper PyTensor's linker puts around it, which would link
+the whole compiled graph into a second module and optimise and generate it
+again (:func:`_direct`).
 """
 
 from __future__ import annotations
@@ -145,6 +153,7 @@ class _Compiled:
     dims: dict[str, tuple[str, ...]]
     compile_s: float
     phases: dict[str, float]
+    found: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -355,11 +364,76 @@ def _function(rewritten: tuple[Any, ...]) -> Any:
     return maker.create([i.value for i in ins])
 
 
+def _direct(fn: Any) -> tuple[Any, tuple[str, str, str] | None]:
+    """The numba function of ``fn``'s graph itself, to compile once, and how to find it again.
+
+    PyTensor's NUMBA linker jits a wrapper ``f(*args): return fgraph_fn(*args)`` (the
+    function it caches on disk): compiling it compiles ``fgraph_fn`` -- PyTensor's per-node
+    kernels linked into one LLVM module, optimised and turned into machine code -- and then
+    links that whole module into the wrapper's and optimises and generates it a second time.
+    Jitting ``fgraph_fn`` directly (cached on disk under the wrapper's key) does that work
+    once.  Returns the dispatcher and ``(source, name, key)``: what :func:`_load_direct`
+    needs to find the machine code in a later process without rebuilding the function from
+    the graph; ``(fn.vm.jit_fn, None)`` where PyTensor did not wrap it as expected.
+    """
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+    from pytensor.link.numba.dispatch.basic import numba_njit
+
+    outer = fn.vm.jit_fn
+    wrapper = getattr(outer, "py_func", None)
+    inner = getattr(wrapper, "__globals__", {}).get("jitable_func")
+    key = CACHED_SRC_FUNCTIONS.get(wrapper) if wrapper is not None else None
+    py_func = getattr(inner, "py_func", None)
+    source = getattr(py_func, "__source__", None)
+    if py_func is None or source is None or py_func.__closure__ is not None:
+        return outer, None
+    if key is None:  # PyTensor's numba cache off: in memory only
+        return numba_njit(py_func, final_function=True), None
+    key = f"{key}_poppk_direct"
+    # the same function compiled from its source as ``<string>`` (PyTensor writes it to a temporary
+    # file, whose random name would become part of numba's cache file name): a later process
+    # that compiles the source the same way finds the cache entry
+    fn = compile_numba_function_src(source, py_func.__name__, py_func.__globals__, cache_key=key)
+    return numba_njit(fn, final_function=True, cache=True), (source, py_func.__name__, key)
+
+
+def _load_direct(found: tuple[str, str, str], args: list[np.ndarray]) -> Any | None:
+    """The function :func:`_direct` compiled, from numba's disk cache, called once on ``args``
+    (which loads it); ``None`` if the cache does not have it.
+
+    The function is rebuilt from its source alone: numba finds a cached entry by the key
+    (PyTensor's key of the whole graph: its nodes, their order and constants) and the
+    function's bytecode, and never looks at the globals (the per-node kernels) unless it
+    must compile, which here fails for want of them -- a miss.
+    """
+    import warnings
+
+    from pytensor.link.numba.cache import compile_numba_function_src
+    from pytensor.link.numba.dispatch.basic import numba_njit
+
+    source, name, key = found
+    fn = compile_numba_function_src(source, name, {}, cache_key=key)
+    dispatcher = numba_njit(fn, final_function=True, cache=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dispatcher(*args)  # loads from the cache; on a miss, typing fails on the first global
+    except Exception:  # noqa: BLE001 - any failure is a miss (the caller compiles)
+        return None
+    if len(dispatcher.overloads) != 1:
+        return None
+    return dispatcher
+
+
 def _link(g: dict[str, Any], store_key: str | None, values: Mapping[str, np.ndarray],
-          phases: dict[str, float]) -> _Compiled:
+          phases: dict[str, float], found: Mapping[str, Any] | None = None) -> _Compiled:
     """The numba half: compile (or load from numba's disk cache) the functions of :func:`_graphs`
     and nutpie's C callbacks around them, first called on ``values`` (a fit's inputs).
-    ``store_key`` names the callbacks in numba's disk cache (``None``: in memory only)."""
+    ``store_key`` names the callbacks in numba's disk cache (``None``: in memory only).
+    ``found``: what :func:`_direct` returned for ``"logp"`` and ``"expand"`` in an earlier
+    process; when numba's cache has both, the PyTensor functions are not rebuilt (their
+    ``logp_fn``/``expand_fn`` are then ``None``).  The result's ``found`` is this process's
+    (for the store)."""
     import pytensor
 
     t0 = time.perf_counter()
@@ -370,32 +444,45 @@ def _link(g: dict[str, Any], store_key: str | None, values: Mapping[str, np.ndar
     rest_shape_fn = pytensor.function([g["joined"]], g["rest_shapes"], mode="FAST_COMPILE",
                                       on_unused_input="ignore")
     transform_fn = pytensor.function(g["natural"], g["transformed"], mode="FAST_COMPILE", on_unused_input="ignore")
-    logp_fn, expand_fn = _function(g["logp"]), _function(g["expand"])
     current = {k: np.array(v.get_value(), order="C") for k, v in shared_vars.items()}
     layout = [(k, v.ndim) for k, v in current.items()]
+    x_probe = np.zeros(sum(int(np.prod(sh)) for sh in free_shape_fn()))
+    args = {part: [x_probe, *[current[k] for k in g[f"{part}_shared"]]] for part in ("logp", "expand")}
+    jit: dict[str, Any] = {}
+    if found and store_key is not None and all(found.get(part) for part in ("logp", "expand")):
+        for part in ("logp", "expand"):
+            jit[part] = _load_direct(found[part], args[part])
+            if jit[part] is None:
+                jit.clear()
+                break
+    fns: dict[str, Any] = {"logp": None, "expand": None}
+    new_found: dict[str, Any] = dict(found or {}) if jit else {}
+    if not jit:
+        for part in ("logp", "expand"):
+            fns[part] = _function(g[part])
+            jit[part], new_found[part] = _direct(fns[part])
     phases["helpers_s"] = time.perf_counter() - t0
     # numba: the functions first (typed as the callbacks will call them), then the callbacks
     t1 = time.perf_counter()
-    x_probe = np.zeros(sum(int(np.prod(sh)) for sh in free_shape_fn()))
-    logp_fn.vm.jit_fn(x_probe, *[current[k] for k in g["logp_shared"]])
+    jit["logp"](*args["logp"])
     phases["numba_logp_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    logp_cfunc = _callbacks.callback("logp", logp_fn.vm.jit_fn, layout, g["logp_shared"],
+    logp_cfunc = _callbacks.callback("logp", jit["logp"], layout, g["logp_shared"],
                                      [current[k].dtype for k in g["logp_shared"]], cache_key=store_key)
     phases["numba_logp_callback_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    expand_fn.vm.jit_fn(x_probe, *[current[k] for k in g["expand_shared"]])
-    expand_cfunc = _callbacks.callback("expand", expand_fn.vm.jit_fn, layout, g["expand_shared"],
+    jit["expand"](*args["expand"])
+    expand_cfunc = _callbacks.callback("expand", jit["expand"], layout, g["expand_shared"],
                                        [current[k].dtype for k in g["expand_shared"]], cache_key=store_key)
     phases["numba_expand_s"] = time.perf_counter() - t1
-    return _Compiled(
+    compiled = _Compiled(
         spec=g["spec"],
         signature=g["signature"],
         shared_vars=shared_vars,
         logp_cfunc=logp_cfunc,
         expand_cfunc=expand_cfunc,
-        logp_fn=logp_fn,
-        expand_fn=expand_fn,
+        logp_fn=fns["logp"],
+        expand_fn=fns["expand"],
         free_names=g["free_names"],
         expanded_names=g["expanded_names"],
         free_shape_fn=free_shape_fn,
@@ -406,6 +493,8 @@ def _link(g: dict[str, Any], store_key: str | None, values: Mapping[str, np.ndar
         compile_s=0.0,
         phases=phases,
     )
+    compiled.found = new_found
+    return compiled
 
 
 def _compile(key: Any, build_template: Any, var_names: list[str], values: Mapping[str, np.ndarray],
@@ -421,11 +510,15 @@ def _compile(key: Any, build_template: Any, var_names: list[str], values: Mappin
     graphs = compile_store.load(name) if name else None
     if graphs is not None:
         try:
-            compiled = _link(graphs, name[:40], values, {"pytensor_s": time.perf_counter() - t0})
+            found = compile_store.load(name + _FOUND)
+            compiled = _link(graphs, name[:40], values, {"pytensor_s": time.perf_counter() - t0}, found=found)
+            if compiled.found and compiled.found != found:
+                compile_store.save(name + _FOUND, compiled.found)
             compiled.compile_s = time.perf_counter() - t0
             return compiled, "disk"
         except Exception as err:  # noqa: BLE001 - an entry that loads but does not link: drop it, compile
             compile_store.discard(name, reason=repr(err))
+            compile_store.discard(name + _FOUND, reason=repr(err))
     graphs = _graphs(build_template(), list(var_names))
     # the store keeps graphs, not patients: every input emptied before pickling (the fit's
     # values are set again when linking)
@@ -437,8 +530,14 @@ def _compile(key: Any, build_template: Any, var_names: list[str], values: Mappin
         graphs = compile_store.loads(blob)
     compiled = _link(graphs, name[:40] if blob is not None else None, values,
                      {"pytensor_s": time.perf_counter() - t0})
+    if blob is not None and all(compiled.found.get(part) for part in ("logp", "expand")):
+        compile_store.save(name + _FOUND, compiled.found)
     compiled.compile_s = time.perf_counter() - t0
     return compiled, "compiled"
+
+
+#: Suffix of the store entry that says where numba's cache holds a structure's functions.
+_FOUND = ".numba"
 
 
 def _empty_inputs(g: dict[str, Any]) -> None:

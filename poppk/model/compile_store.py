@@ -11,7 +11,10 @@ the *rewritten* graphs (pickled, with their inputs and the small helper graphs)
 under a digest of the structure key and the code revision; a process that loads
 them rebuilds exactly the graph numba's key was computed from, and numba's
 cache then serves the compiled log density, its gradient and nutpie's C
-callbacks.
+callbacks.  A second, small entry (``<digest>.numba.pkl``, written once the
+functions are compiled) holds where numba's cache keeps the two graph
+functions (their key and source), so that a process that loads the graphs
+need not turn them into PyTensor functions to find the machine code.
 
 Where: ``$POPPK_COMPILE_CACHE`` if set (``0``, ``off`` or ``false`` turn the
 store off), else ``$XDG_CACHE_HOME/poppk/compiled`` (default

@@ -168,7 +168,8 @@ a = _problem(_spec(), _data(12, 1))
 c, info = compile_nutpie(a[0], a[1], a[2], initial_points=a[3], var_names=a[4])
 x = np.asarray(json.loads(sys.argv[2]))
 lp, grad = logp_and_gradient(c, x)
-print(json.dumps({"source": info.get("source"), "compile_s": info["compile_s"], "logp": lp, "grad": grad.tolist()}))
+print(json.dumps({"source": info.get("source"), "compile_s": info["compile_s"], "logp": lp, "grad": grad.tolist(),
+                  "rebuilt": c.logp_func is not None}))
 """
 
 
@@ -192,10 +193,36 @@ def test_a_new_process_loads_the_structure_from_the_disk_store(compiled_pair):
                          capture_output=True, text=True, check=True, timeout=600)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["source"] == "disk"
+    # numba's cache had the functions: the PyTensor functions were not rebuilt from the graphs
+    assert res["rebuilt"] is False
     assert res["logp"] == pytest.approx(lp, rel=1e-12)
     np.testing.assert_allclose(res["grad"], grad, rtol=1e-12, atol=1e-12)
     # the first compile's own time in this session, as the yardstick (machines differ)
     assert res["compile_s"] < 0.5 * info_a["compile_s"], (res["compile_s"], info_a["compile_s"])
+
+
+@pytest.mark.slow
+def test_the_graph_function_is_compiled_once(compiled_pair):
+    """numba compiles the log density's graph function itself, not PyTensor's wrapper around it
+    (which would link the whole compiled graph in and optimise and generate it again)."""
+    (_, ca, info_a) = compiled_pair["a"]
+    assert info_a["source"] == "compiled"
+    for fn in (ca.logp_func, ca.expand_func):
+        assert fn.vm.jit_fn.signatures == []  # the wrapper: never compiled
+        inner = fn.vm.jit_fn.py_func.__globals__["jitable_func"]
+        assert inner.signatures == []  # PyTensor's own dispatcher of the graph: not compiled either
+    store = compiled_pair["store"]
+    assert list(store.glob("*.numba.pkl"))  # where numba's cache holds them, for a new process
+
+
+def test_a_function_not_in_numbas_cache_is_a_miss(tmp_path):
+    """A store entry that names a function numba's cache does not hold: ``None`` (the caller
+    compiles), not an error and not a compile of the source without its kernels."""
+    from poppk.model.compile_cache import _load_direct
+
+    source = "def numba_funcified_fgraph(x):\n    return some_kernel(x)\n"
+    assert _load_direct((source, "numba_funcified_fgraph", f"poppk_test_absent_{tmp_path.name}"),
+                        [np.zeros(3)]) is None
 
 
 @pytest.mark.slow
