@@ -39,10 +39,6 @@ graphs into PyTensor functions again (:func:`_load_direct`; it falls back to
 that when numba's cache no longer has them).  ``cache=False`` bypasses both
 caches (a fresh compile: the reference in tests).
 
-numba compiles each graph function once: the function PyTensor generates for
-the graph, not the wrapper PyTensor's linker puts around it, which would link
-the whole compiled graph into a second module and optimise and generate it
-again (:func:`_direct`).
 """
 
 from __future__ import annotations
@@ -365,36 +361,29 @@ def _function(rewritten: tuple[Any, ...]) -> Any:
 
 
 def _direct(fn: Any) -> tuple[Any, tuple[str, str, str] | None]:
-    """The numba function of ``fn``'s graph itself, to compile once, and how to find it again.
+    """The numba function of ``fn`` (PyTensor's, compiled as PyTensor compiles it), and how to
+    find it again in numba's disk cache.
 
-    PyTensor's NUMBA linker jits a wrapper ``f(*args): return fgraph_fn(*args)`` (the
-    function it caches on disk): compiling it compiles ``fgraph_fn`` -- PyTensor's per-node
-    kernels linked into one LLVM module, optimised and turned into machine code -- and then
-    links that whole module into the wrapper's and optimises and generates it a second time.
-    Jitting ``fgraph_fn`` directly (cached on disk under the wrapper's key) does that work
-    once.  Returns the dispatcher and ``(source, name, key)``: what :func:`_load_direct`
-    needs to find the machine code in a later process without rebuilding the function from
-    the graph; ``(fn.vm.jit_fn, None)`` where PyTensor did not wrap it as expected.
+    PyTensor's NUMBA linker jits a wrapper ``f(*args): return fgraph_fn(*args)``, cached on
+    disk under a key of the whole graph.  The wrapper's source is the same for every graph,
+    so the source and the key are all :func:`_load_direct` needs to load the machine code in
+    a later process without building the PyTensor function (its per-node conversion is most
+    of a warm load).  Returns ``(fn.vm.jit_fn, (source, name, key))``, or ``None`` in place
+    of the triple when PyTensor did not wrap or cache it as expected.
+
+    (Jitting ``fgraph_fn`` itself would skip the wrapper's second optimisation of the linked
+    graph, 0.70x numba time on the first compile, but gave a gradient 1.10x slower: tried and
+    reverted.)
     """
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
-    from pytensor.link.numba.dispatch.basic import numba_njit
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
     outer = fn.vm.jit_fn
     wrapper = getattr(outer, "py_func", None)
-    inner = getattr(wrapper, "__globals__", {}).get("jitable_func")
     key = CACHED_SRC_FUNCTIONS.get(wrapper) if wrapper is not None else None
-    py_func = getattr(inner, "py_func", None)
-    source = getattr(py_func, "__source__", None)
-    if py_func is None or source is None or py_func.__closure__ is not None:
+    source = getattr(wrapper, "__source__", None)
+    if key is None or source is None or wrapper.__closure__ is not None:
         return outer, None
-    if key is None:  # PyTensor's numba cache off: in memory only
-        return numba_njit(py_func, final_function=True), None
-    key = f"{key}_poppk_direct"
-    # the same function compiled from its source as ``<string>`` (PyTensor writes it to a temporary
-    # file, whose random name would become part of numba's cache file name): a later process
-    # that compiles the source the same way finds the cache entry
-    fn = compile_numba_function_src(source, py_func.__name__, py_func.__globals__, cache_key=key)
-    return numba_njit(fn, final_function=True, cache=True), (source, py_func.__name__, key)
+    return outer, (source, wrapper.__name__, key)
 
 
 def _load_direct(found: tuple[str, str, str], args: list[np.ndarray]) -> Any | None:
@@ -403,7 +392,7 @@ def _load_direct(found: tuple[str, str, str], args: list[np.ndarray]) -> Any | N
 
     The function is rebuilt from its source alone: numba finds a cached entry by the key
     (PyTensor's key of the whole graph: its nodes, their order and constants) and the
-    function's bytecode, and never looks at the globals (the per-node kernels) unless it
+    function's bytecode, and never looks at the globals (the graph's function) unless it
     must compile, which here fails for want of them -- a miss.
     """
     import warnings
