@@ -202,11 +202,12 @@ def test_a_new_process_loads_the_structure_from_the_disk_store(compiled_pair):
 
 
 @pytest.mark.slow
-def test_the_store_says_where_numbas_cache_holds_the_functions(compiled_pair):
+def test_the_store_says_where_numbas_cache_holds_the_functions(compiled_pair, monkeypatch):
     (_, ca, info_a) = compiled_pair["a"]
     assert info_a["source"] == "compiled" and ca.logp_func is not None
     from poppk.model import compile_store
 
+    monkeypatch.setenv("POPPK_COMPILE_CACHE", str(compiled_pair["store"]))
     entries = list(compiled_pair["store"].glob("*.numba.pkl"))
     assert len(entries) == 1
     found = compile_store.load(entries[0].name.removesuffix(".pkl"))
