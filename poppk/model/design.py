@@ -27,10 +27,12 @@ import numpy as np
 from poppk.data.observation_type import check_central_compartment
 from poppk.errors import ModelSpecError
 from poppk.model.analytes import observation_analytes
+from poppk.model.elimination import uses_ode
 from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
 from poppk.model.time_unit import resolve_time_unit
 from poppk.pk import padded_dose_matrix
+from poppk.pk.ode import OdeDesign, ode_design
 from poppk.pk.recursion import recursion_plan
 
 __all__ = ["ModelDesign", "build_design"]
@@ -59,6 +61,10 @@ class ModelDesign:
     obs_analyte
         Analyte index of each observation (0 the parent) for a spec with
         ``analytes``; ``None`` otherwise.
+    ode
+        The observations and doses grouped by subject for the ODE solver
+        (:func:`poppk.pk.ode.ode_design`) when the spec's elimination is not
+        linear (then ``plan`` is ``None``); ``None`` otherwise.
     """
 
     subject_ids: np.ndarray
@@ -73,6 +79,7 @@ class ModelDesign:
     dropped_blq: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     plan: Any = field(default=None, repr=False)
     obs_analyte: np.ndarray | None = field(default=None, repr=False)
+    ode: OdeDesign | None = field(default=None, repr=False)
 
     @property
     def n_subjects(self) -> int:
@@ -210,6 +217,8 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
                 )
     lloq = obs["LLOQ"].to_numpy(dtype=float)
     lloq = np.where(np.isfinite(lloq), lloq, 0.0)
+    ode = _ode_design(spec, doses, obs_subject, obs["TIME"].to_numpy(dtype=float), dose_subject, oral,
+                      len(subjects)) if uses_ode(spec) else None
     return ModelDesign(
         subject_ids=subjects,
         obs_subject=obs_subject,
@@ -222,7 +231,34 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
         covariates=covs,
         dropped_blq=dropped,
         plan=recursion_plan(obs_subject, mat, dose_subject, doses["TIME"].to_numpy(dtype=float), len(subjects))
-        if fast
+        if fast and ode is None
         else None,
         obs_analyte=analyte,
+        ode=ode,
     )
+
+
+def _ode_design(spec: ModelSpec, doses: Any, obs_subject: np.ndarray, obs_time: np.ndarray,
+                dose_subject: np.ndarray, oral: np.ndarray, n_subjects: int) -> OdeDesign:
+    """The ODE solver's design; refuses what it does not integrate (steady-state records).
+
+    A dose at the time of an observation counts for it (the solver's rule),
+    whatever the order of the two records in the file.
+    """
+    ss = doses["SS"].to_numpy(dtype=np.int64)
+    if (ss != 0).any():
+        bad = doses.loc[ss != 0].iloc[0]
+        raise ModelSpecError(
+            f"row {int(bad['ROW'])}: steady-state dose record (SS={int(bad['SS'])}), but "
+            f"elimination={spec.elimination!r} is integrated by the ODE solver, which starts every subject "
+            "empty; give the doses that lead to steady state explicitly (ADDL/II with SS=0), or use "
+            "elimination='linear'"
+        )
+    if "SEGMENT" in doses and (doses["SEGMENT"].to_numpy() != 0).any():
+        raise ModelSpecError(
+            f"elimination={spec.elimination!r}: the dataset has reset records (EVID 3/4), which the ODE "
+            "solver does not model; split such subjects or use elimination='linear'"
+        )
+    return ode_design(obs_subject, obs_time, dose_subject, doses["TIME"].to_numpy(dtype=float),
+                      doses["AMT"].to_numpy(dtype=float), doses["DUR"].to_numpy(dtype=float), oral,
+                      n_subjects=n_subjects)

@@ -26,6 +26,7 @@ from poppk.errors import FitError, ModelSpecError
 from poppk.model.build import build_model
 from poppk.model.convergence import ConvergenceReport, check_convergence
 from poppk.model.design import ModelDesign, build_design
+from poppk.model.elimination import uses_ode
 from poppk.model.init import laplace_init
 from poppk.model.likelihood import observation_loglik
 from poppk.model.analytes import error_terms
@@ -321,6 +322,9 @@ def fit(
         alone with the data as constants, as before the cache: every fit pays
         the full compile, but the first compile is cheaper and the gradient
         no dearer (see the README), which can pay off for one long fit.
+        A model with nonlinear elimination (``spec.elimination`` not
+        ``"linear"``, integrated by the ODE solver) is always compiled this
+        way: its cost is the solver's, not the compile.
     file
         A directory to keep the fit in.  If it holds a fit of the same model,
         data content and sampler settings (a fingerprint saved with the fit,
@@ -341,6 +345,8 @@ def fit(
         if int(value) != value or value < low:
             raise ModelSpecError(f"{name} must be an integer >= {low}, got {value!r}")
     cores = cores or min(chains, os.cpu_count() or 1)
+    if uses_ode(spec):
+        cache = False  # the ODE Op's graphs are compiled alone (see ``cache``)
     if low_rank is None:
         low_rank = _default_low_rank(spec)
     key = None

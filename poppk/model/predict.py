@@ -4,7 +4,10 @@
 :class:`~poppk.model.design.ModelDesign` given per-subject parameters. The
 PyMC likelihood calls it with tensors; post-sampling code calls it with NumPy
 arrays carrying leading (chain, draw) dimensions, in chunks so memory stays
-bounded.
+bounded.  A spec with nonlinear elimination (:mod:`poppk.model.elimination`)
+goes through the ODE solver instead: the PyTensor Op of
+:mod:`poppk.model.ode_op` with tensors, the compiled solver draw by draw with
+NumPy arrays (a subject it cannot integrate within the step cap gets NaN).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from poppk.errors import ModelSpecError
 from poppk.model.design import ModelDesign
+from poppk.model.elimination import ODE_ATOL, ODE_MAX_STEPS, ODE_RTOL
 from poppk.model.spec import ModelSpec
 from poppk.pk import concentration
 from poppk.pk.recursion import concentration_recursive, plan_arrays
@@ -30,6 +34,8 @@ def prediction_arrays(design: ModelDesign) -> dict[str, np.ndarray]:
     """The arrays of ``design`` that :func:`predict_design` reads, by name: the graph
     inputs of a compiled model (pass them back as ``arrays=``)."""
     extra = {} if design.obs_analyte is None else {"obs_analyte": design.obs_analyte}
+    if design.ode is not None:
+        return {f"ode_{k}": getattr(design.ode, k) for k in _ODE_ARRAYS}
     if design.plan is not None:
         return {**{f"plan_{k}": v for k, v in plan_arrays(design.plan).items()}, **extra}
     out = {f"dose_{k}": design.doses[k] for k in _DENSE_ARRAYS}
@@ -40,6 +46,8 @@ def prediction_arrays(design: ModelDesign) -> dict[str, np.ndarray]:
 def prediction_structure(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
     """What in ``design`` shapes the prediction graph beyond array sizes (recursion width,
     steady-state, infusion and oral terms): part of a compiled model's key."""
+    if design.ode is not None or spec.elimination != "linear":
+        return ("ode", spec.elimination, spec.n_cmt, design.ode is not None and design.ode.has_oral)
     formed = tuple((f.source, f.scale) for f in spec.formation)
     if design.plan is not None:
         plan = design.plan
@@ -72,6 +80,8 @@ def predict_design(
     -------
     Array of shape ``(..., n_obs)``.
     """
+    if spec.elimination != "linear" or design.ode is not None:
+        return _predict_ode(spec, design, params, arrays)
     formation = spec.formation
     analyte = None
     if formation:
@@ -106,6 +116,63 @@ def predict_design(
         formation=formation,
         analyte=None if analyte is None else analyte[:, None],
     )
+
+
+#: Arrays of the ODE design, in the order :class:`~poppk.model.ode_op.OdeConcentration` takes them.
+_ODE_ARRAYS = ("obs_ptr", "obs_time", "obs_out", "dose_ptr", "dose_time", "dose_amt", "dose_dur", "dose_oral")
+
+
+def _predict_ode(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any],
+                 arrays: Mapping[str, Any] | None) -> Any:
+    """Concentrations of a nonlinear-elimination model (Op with tensors, solver with arrays)."""
+    from poppk.pk.ode import parameter_names
+
+    ode = design.ode
+    if ode is None or spec.elimination == "linear":
+        raise ModelSpecError(f"the spec's elimination is {spec.elimination!r} but the design was built for "
+                             f"{'an ODE' if ode is not None else 'a linear'} model; build it with "
+                             "build_design(spec, data) for this spec")
+    names = parameter_names(spec.n_cmt, spec.elimination, ode.has_oral)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ModelSpecError(f"predictions of this model need parameters {names}; missing {missing}")
+    tensor = arrays is not None or any(not isinstance(params[n], (np.ndarray, float, int, np.floating))
+                                       for n in names)
+    if tensor:
+        import pytensor.tensor as pt
+
+        from poppk.model.ode_op import OdeConcentration
+
+        a = [pt.as_tensor_variable(ode_arr) for ode_arr in
+             ((arrays[f"ode_{k}"] for k in _ODE_ARRAYS) if arrays is not None
+              else (getattr(ode, k) for k in _ODE_ARRAYS))]
+        n_sub = a[0].shape[0] - 1
+        theta = pt.stack([pt.broadcast_to(pt.as_tensor_variable(params[n]), (n_sub,)) for n in names], axis=1)
+        op = OdeConcentration(spec.n_cmt, spec.elimination, ode.has_oral, ODE_RTOL, ODE_ATOL, ODE_MAX_STEPS)
+        return op(theta, *a)[0]
+    return _solve_draws(spec, ode, names, params)
+
+
+def _solve_draws(spec: ModelSpec, ode: Any, names: tuple[str, ...], params: Mapping[str, Any]) -> np.ndarray:
+    """NumPy concentrations ``(..., n_obs)`` for parameters ``(..., n_subjects)``, one solve per draw."""
+    from poppk.pk.ode import run_solver, slot_matrix, solver_arguments
+
+    vals = [np.asarray(params[n], dtype=np.float64) for n in names]
+    lead = np.broadcast_shapes(*[v.shape[:-1] if v.ndim else () for v in vals])
+    cols = [np.broadcast_to(v if v.ndim else v[None], lead + (ode.n_subjects,)).reshape(-1, ode.n_subjects)
+            for v in vals]
+    pidx, lower = solver_arguments(names)
+    n = cols[0].shape[0] if cols else 1
+    out = np.empty((n, ode.n_obs))
+    for d in range(n):
+        theta = np.stack([c[d] for c in cols], axis=1)
+        conc, _, status = run_solver(ode, slot_matrix(theta, pidx), pidx, lower, n_cmt=spec.n_cmt,
+                                     elimination=spec.elimination, rtol=ODE_RTOL, atol=ODE_ATOL,
+                                     max_steps=ODE_MAX_STEPS, jacobian=False)
+        for i in np.flatnonzero(status != 0):
+            conc[ode.obs_out[ode.obs_ptr[i]:ode.obs_ptr[i + 1]]] = np.nan
+        out[d] = conc
+    return out.reshape(lead + (ode.n_obs,))
 
 
 def predict_draws(

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from poppk.errors import ModelSpecError
 from poppk.model.analytes import Analyte, analyte_parameters, analyte_sigma_names, formation_of, normalise_analytes
+from poppk.model.elimination import check_elimination, elimination_parameters, elimination_units
 from poppk.model.effects import SIZE_COLUMNS, SIZE_FRACTION, CovariateEffect, _as_prior
 from poppk.model.priors import Prior
 from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
@@ -171,6 +172,12 @@ class ModelSpec:
         the parameters ``CL_<name>``, ``V_<name>`` and residual magnitudes
         ``<kind>_<name>`` of each formed analyte; observations are mapped by
         ``DVID`` (see :mod:`poppk.model.analytes`).
+    elimination
+        ``"linear"`` (default, closed form), ``"michaelis-menten"`` (VMAX, KM
+        instead of CL), ``"linear+michaelis-menten"`` or ``"time-dependent"``
+        (CL, TDA > 0, KDES: clearance falling over time), integrated by the
+        ODE solver (1-2 compartments, no lag, analytes or steady-state doses;
+        :mod:`poppk.model.elimination`).
     """
 
     structure: str = "2cmt"
@@ -190,6 +197,7 @@ class ModelSpec:
     units: Any = (("amount", "mg"), ("volume", "L"))
     size_fraction: Any = None
     analytes: Any = ()
+    elimination: str = "linear"
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
@@ -202,7 +210,8 @@ class ModelSpec:
         if self.error not in ERROR_MODELS:
             raise ModelSpecError(f"error model {self.error!r} is not one of {ERROR_MODELS}")
         object.__setattr__(self, "analytes", normalise_analytes(self.analytes, self.error, ERROR_MODELS))
-        params = structural_parameters(self.structure, self.absorption, self.lag) + analyte_parameters(self.analytes)
+        check_elimination(self)
+        params = self.parameters
 
         typical = []
         raw_typ = self.typical.items() if isinstance(self.typical, Mapping) else self.typical
@@ -335,7 +344,8 @@ class ModelSpec:
     @property
     def parameters(self) -> tuple[str, ...]:
         """Structural parameter names, e.g. ``('CL', 'V1', 'Q', 'V2')`` (then those of formed analytes)."""
-        return structural_parameters(self.structure, self.absorption, self.lag) + analyte_parameters(self.analytes)
+        names = structural_parameters(self.structure, self.absorption, self.lag)
+        return elimination_parameters(names, self.elimination) + analyte_parameters(self.analytes)
 
     @property
     def formation(self) -> tuple[Any, ...]:
@@ -369,8 +379,11 @@ class ModelSpec:
         t, a, v = u.get("time") or "time", u["amount"], u["volume"]  # "L/time" until the unit is known
         out = dict(u)
         out["concentration"] = f"{a}/{v}"
+        elim = elimination_units(t, a, v)
         for p in self.parameters:
-            if p.startswith("CL") or p.startswith("Q"):
+            if p in elim:
+                out[p] = elim[p]
+            elif p.startswith("CL") or p.startswith("Q"):
                 out[p] = f"{v}/{t}"
             elif p.startswith("V"):
                 out[p] = v
@@ -536,6 +549,7 @@ class ModelSpec:
             "units": dict(self.units),
             **({"size_fraction": self.size_fraction.to_dict()} if self.size_fraction is not None else {}),
             **({"analytes": [a.to_dict() for a in self.analytes]} if self.analytes else {}),
+            **({"elimination": self.elimination} if self.elimination != "linear" else {}),
         }
 
     @classmethod

@@ -59,7 +59,9 @@ interval, e.g. ``VMAX/KM/V1`` of 1000/h against 24-h intervals, which a
 sampler's warm-up can visit): the step count then grows in proportion.  The
 step count per subject is capped (``max_steps``) and :class:`ODESolverError`
 says so instead of running on; a stiff (implicit or Rosenbrock) method is
-not implemented.
+not implemented.  Inside a likelihood (with the Jacobian) the first subject
+that fails ends the evaluation, so that a rejected point costs at most one
+subject's cap (:mod:`poppk.model.elimination` sets the cap for sampling).
 
 Examples
 --------
@@ -112,7 +114,7 @@ _SLOT_DEFAULT = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
 _LOWER = {"TDA": -1.0}
 
 #: Status codes of the compiled solver.
-_OK, _STEP_LIMIT, _STEP_UNDERFLOW, _BAD_PARAMETER = 0, 1, 2, 3
+_OK, _STEP_LIMIT, _STEP_UNDERFLOW, _BAD_PARAMETER, _SKIPPED = 0, 1, 2, 3, 4
 
 
 class ODESolverError(PopPKError, RuntimeError):
@@ -529,10 +531,18 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
 @numba.njit(cache=True)
 def _solve_all(theta, pidx, n_cmt, depot_flag, elim, lower, obs_ptr, obs_t, obs_out, dose_ptr, d_t, d_amt,
                d_dur, d_oral, rtol, atol, max_steps, want_jac, conc, jac, status):  # pragma: no cover - numba
-    """All subjects; theta is (n_sub, 9) in slot order, pidx the active slots (Jacobian columns)."""
+    """All subjects; theta is (n_sub, 9) in slot order, pidx the active slots (Jacobian columns).
+
+    With the Jacobian (the likelihood's use) the first subject that fails ends the
+    evaluation: the others are marked skipped, since one NaN already rejects the point.
+    """
     n_sub = theta.shape[0]
     npar = pidx.shape[0] if want_jac else 0
+    failed = False
     for i in range(n_sub):
+        if failed:
+            status[i] = _SKIPPED
+            continue
         th = theta[i]
         ok = True
         for j in range(pidx.shape[0]):
@@ -541,6 +551,7 @@ def _solve_all(theta, pidx, n_cmt, depot_flag, elim, lower, obs_ptr, obs_t, obs_
                 ok = False
         if not ok:
             status[i] = _BAD_PARAMETER
+            failed = want_jac
             continue
         d0, d1 = dose_ptr[i], dose_ptr[i + 1]
         o0, o1 = obs_ptr[i], obs_ptr[i + 1]
@@ -552,6 +563,8 @@ def _solve_all(theta, pidx, n_cmt, depot_flag, elim, lower, obs_ptr, obs_t, obs_
         depot = n_cmt if (depot_flag or has_depot) else -1
         status[i] = _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t[o0:o1], d_t[d0:d1], d_amt[d0:d1],
                                    d_dur[d0:d1], d_oral[d0:d1], rtol, atol, max_steps, conc, jac, obs_out[o0:o1])
+        if want_jac and status[i] != _OK:
+            failed = True
 
 
 # ---------------------------------------------------------------------------
