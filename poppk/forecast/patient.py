@@ -322,6 +322,12 @@ def make_patient(
         A bad dose or observation (naming its row, column and value), an
         observation before any dose, a negative concentration.
     """
+    if getattr(spec, "elimination", "linear") != "linear":
+        raise ConfigError(
+            f"forecasting a patient with elimination {spec.elimination!r} is not supported yet: the forecast's "
+            "exposures and dose search assume linear pharmacokinetics; forecast from a model with "
+            "elimination='linear'"
+        )
     if getattr(spec, "analytes", ()):
         raise ConfigError(
             f"forecasting a patient with a multi-analyte model ({', '.join(a.name for a in spec.analytes)}) is not "

@@ -51,6 +51,12 @@ def _check_resolved(spec: ModelSpec) -> None:
     if spec.time_unit is None:
         raise ModelSpecError("the spec has no time unit: simulate from a fitted spec (Fit.spec) or give "
                              "units={'time': 'h'} or units={'time': 'day'}")
+    if getattr(spec, "elimination", "linear") != "linear":
+        raise ModelSpecError(
+            f"the model's elimination is {spec.elimination!r}: simulating dosing strategies assumes linear "
+            "pharmacokinetics (exposures proportional to the dose, closed forms) and does not cover it yet; "
+            "simulate from a model with elimination='linear'"
+        )
 
 
 @dataclass(frozen=True, eq=False)

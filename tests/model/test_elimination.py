@@ -136,3 +136,17 @@ def test_mm_with_large_km_reproduces_the_linear_likelihood():
     dv = c_lin * (1.0 + 0.1 * np.random.default_rng(0).standard_normal(c_lin.shape))
     ll = [norm.logpdf(dv, c, 0.1 * c).sum() for c in (c_mm, c_lin)]
     assert abs(ll[0] - ll[1]) < 1e-2 * abs(ll[1]) and abs(ll[0] - ll[1]) < 0.05
+
+
+def test_simulation_and_forecast_refuse_nonlinear_elimination():
+    """Dose-linear closed forms would silently misread a Michaelis-Menten model: both say so instead."""
+    from poppk.errors import ConfigError, ModelSpecError
+    from poppk.forecast.patient import make_patient
+    from poppk.simulate import PosteriorDraws
+
+    spec = ModelSpec(structure="1cmt", elimination="michaelis-menten", typical={"VMAX": 5.0, "KM": 1.0, "V1": 5.0},
+                     iiv=("VMAX",), units={"time": "h"})
+    with pytest.raises(ModelSpecError, match="elimination is 'michaelis-menten'.*linear"):
+        PosteriorDraws.from_values(spec, typical={"VMAX": 5.0, "KM": 1.0, "V1": 5.0}, omega={"VMAX": 0.3})
+    with pytest.raises(ConfigError, match="elimination 'michaelis-menten' is not supported"):
+        make_patient(spec, {"WT": 70.0}, [{"TIME": 0.0, "AMT": 100.0}])
