@@ -66,18 +66,22 @@ def gradient_cost(spec, data, n: int = 300) -> dict[str, float]:
     spec = spec.resolved(data.covariates)
     for label, fast in (("recursion", True), ("dense", False)):
         design = build_design(spec, data, fast=fast)
-        model = build_model(spec, design=design, init=laplace_init(spec, design))
-        fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
-        fn.set_extra_values({})
-        point = model.initial_point()
-        x = np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars])
-        for _ in range(5):
-            fn(x)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn(x)
-        out[label] = (time.perf_counter() - t0) / n * 1e3
+        out[label] = model_gradient_ms(build_model(spec, design=design, init=laplace_init(spec, design)), n)
     return out
+
+
+def model_gradient_ms(model, n: int = 300) -> float:
+    """Milliseconds per log density + gradient of a PyMC model (numba mode, at its initial point)."""
+    fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
+    fn.set_extra_values({})
+    point = model.initial_point()
+    x = np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars])
+    for _ in range(5):
+        fn(x)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn(x)
+    return (time.perf_counter() - t0) / n * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,19 +69,11 @@ def gradient_ms(spec, data, n: int = 200) -> float:
     """Milliseconds per log density + gradient (numba mode, at the Laplace-EM start)."""
     from poppk.model import build_design, build_model, laplace_init
 
+    from bench_fit import model_gradient_ms
+
     spec = spec.resolved(data.covariates)
     design = build_design(spec, data)
-    model = build_model(spec, design=design, init=laplace_init(spec, design))
-    fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
-    fn.set_extra_values({})
-    point = model.initial_point()
-    x = np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars])
-    for _ in range(5):
-        fn(x)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn(x)
-    return (time.perf_counter() - t0) / n * 1e3
+    return model_gradient_ms(build_model(spec, design=design, init=laplace_init(spec, design)), n)
 
 
 def run_seed(model: str, seed: int, draws: int, tune: int, chains: int) -> dict:

@@ -71,12 +71,8 @@ def simulate_mm(seed: int, n_per_dose: int = 8, dose_levels=(10.0, 100.0, 1000.0
             doses = [(d, dose, 1.0) for d in (0.0, 24.0, 48.0)]
             c = simulate_subject("mm", p, doses, times, 1)
             dv = c * (1.0 + t["sigma_prop"] * rng.standard_normal(c.shape))
-            for d0, amt, dur in doses:
-                rows.append({"ID": i, "TIME": d0, "AMT": amt, "RATE": amt / dur, "EVID": 1, "MDV": 1, "DV": np.nan})
-            for tt, y in zip(times, dv):
-                rows.append({"ID": i, "TIME": tt, "AMT": 0.0, "RATE": 0.0, "EVID": 0, "MDV": 0, "DV": y})
-    df = pd.DataFrame(rows).sort_values(["ID", "TIME", "EVID"], ascending=[True, True, False], kind="stable")
-    return df.reset_index(drop=True), dict(t)
+            rows += _records(i, doses, times, dv)
+    return _table(rows), dict(t)
 
 
 def simulate_td(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.DataFrame, dict]:
@@ -93,9 +89,19 @@ def simulate_td(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
         times = np.concatenate([21.0 * c + np.array([0.05, 1.0, 7.0, 14.0, 20.9]) for c in range(cycles)])
         c = simulate_subject("td", p, doses, times, 2)
         dv = c * (1.0 + t["sigma_prop"] * rng.standard_normal(c.shape))
-        for d0, amt, dur in doses:
-            rows.append({"ID": i, "TIME": d0, "AMT": amt, "RATE": amt / dur, "EVID": 1, "MDV": 1, "DV": np.nan})
-        for tt, y in zip(times, dv):
-            rows.append({"ID": i, "TIME": tt, "AMT": 0.0, "RATE": 0.0, "EVID": 0, "MDV": 0, "DV": y})
+        rows += _records(i, doses, times, dv)
+    return _table(rows), dict(t)
+
+
+def _records(i: int, doses: list[tuple[float, float, float]], times: np.ndarray, dv: np.ndarray) -> list[dict]:
+    """NONMEM records of subject ``i``: its infusions ``(time, amount, duration)`` and observations."""
+    rows = [{"ID": i, "TIME": d0, "AMT": amt, "RATE": amt / dur, "EVID": 1, "MDV": 1, "DV": np.nan}
+            for d0, amt, dur in doses]
+    return rows + [{"ID": i, "TIME": tt, "AMT": 0.0, "RATE": 0.0, "EVID": 0, "MDV": 0, "DV": y}
+                   for tt, y in zip(times, dv)]
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    """The records sorted by subject and time, doses before observations at the same time."""
     df = pd.DataFrame(rows).sort_values(["ID", "TIME", "EVID"], ascending=[True, True, False], kind="stable")
-    return df.reset_index(drop=True), dict(t)
+    return df.reset_index(drop=True)
