@@ -3,7 +3,7 @@
 Usage::
 
     nice .venv/bin/python benchmarks/bench_ode_fit.py [--model mm|td|both] [--seeds 1 2 3]
-        [--draws 1000 --tune 500 --chains 4]
+        [--draws 1000 --tune 500 --chains 4] [--low-rank auto|on|off] [--skip-grad]
 
 Two models, each simulated by an independent generator (scipy ``solve_ivp``,
 ``tests/_ode_studies.py``) from known truth:
@@ -17,18 +17,24 @@ Two models, each simulated by an independent generator (scipy ``solve_ivp``,
     from CL·(1 + TDA), TDA 0.4, KDES 0.05/day, V1 3 L, Q 0.5, V2 2; IIV on CL
     and V1), 24 subjects, 4 cycles — in the spirit of published ADC models.
 
-Each seed is fitted at poppk's default settings (``fit(spec, data, seed=s)``)
-and its summary cached in ``benchmarks/ode_fit/<model>_seed<s>.json``, so a run
-resumes where it stopped.  Printed per seed: 90% interval coverage of the
-population truth, max R-hat, divergences, wall time, ms per log-density
-gradient (numba, as nutpie runs it) against the closed-form linear model on
-the same data in the same process, and min bulk ESS/s of sampling.
+Each seed is fitted at poppk's default settings (``fit(spec, data, seed=s)``;
+``--low-rank``/``--tune``/``--draws``/``--chains`` override them) and its
+summary cached in ``benchmarks/ode_fit/<model>_seed<s>_<draws>x<tune>x<chains>_lr<0|1>.json``
+(``lr``: nutpie's low-rank mass matrix, as the fit used it), so a run resumes
+where it stopped.  Printed per seed: 90% interval coverage of the population
+truth, max R-hat and its parameter, divergences, min bulk ESS, compile,
+sampling and wall time, ms per log-density gradient (numba, as nutpie runs
+it; ``--skip-grad`` skips it, two extra numba compiles) against the
+closed-form linear model on the same data in the same process, and min bulk
+ESS/s of sampling.  The 1-min load averages before and after each fit are
+recorded: the timings are only comparable on an equally loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +48,7 @@ from _ode_studies import simulate_mm, simulate_td  # noqa: E402
 
 from poppk.data import read_nonmem  # noqa: E402
 from poppk.model import ModelSpec, fit  # noqa: E402
+from poppk.model.fit import _default_low_rank  # noqa: E402
 
 OUT = HERE / "ode_fit"
 
@@ -76,14 +83,17 @@ def gradient_ms(spec, data, n: int = 200) -> float:
     return model_gradient_ms(build_model(spec, design=design, init=laplace_init(spec, design)), n)
 
 
-def run_seed(model: str, seed: int, draws: int, tune: int, chains: int) -> dict:
-    path = OUT / f"{model}_seed{seed}_{draws}x{tune}x{chains}.json"
+def run_seed(model: str, seed: int, draws: int, tune: int, chains: int, low_rank: str = "auto",
+             grad: bool = True) -> dict:
+    spec, lin, data, truth = problem(model, seed)
+    lr = _default_low_rank(spec) if low_rank == "auto" else low_rank == "on"
+    path = OUT / f"{model}_seed{seed}_{draws}x{tune}x{chains}_lr{int(lr)}.json"
     if path.exists():
         return json.loads(path.read_text())
-    spec, lin, data, truth = problem(model, seed)
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     f = fit(spec, data, seed=seed, draws=draws, tune=tune, chains=chains, progress=False, warn=False,
-            log_likelihood=False)
+            log_likelihood=False, low_rank=lr)
     wall = time.perf_counter() - t0
     post = f.idata.posterior
     cover = {}
@@ -93,12 +103,19 @@ def run_seed(model: str, seed: int, draws: int, tune: int, chains: int) -> dict:
     table = f.convergence().table
     st = f.idata.sample_stats
     tm = f.settings["timings"]
+    rhat = table["r_hat"].astype(float)
+    ess = table["ess_bulk"].astype(float)
     res = {
-        "model": model, "seed": seed, "cover": cover,
-        "max_rhat": float(table["r_hat"].max()), "min_ess_bulk": float(table["ess_bulk"].min()),
-        "divergences": int(st["diverging"].sum()), "wall_s": wall, "sample_s": float(tm["sample_s"]),
+        "model": model, "seed": seed, "draws": draws, "tune": tune, "chains": chains,
+        "low_rank": bool(f.settings["low_rank"]), "cover": cover,
+        "max_rhat": float(rhat.max()), "max_rhat_parameter": str(rhat.idxmax()),
+        "min_ess_bulk": float(ess.min()), "min_ess_bulk_parameter": str(ess.idxmin()),
+        "divergences": int(st["diverging"].sum()), "wall_s": wall,
+        "compile_s": float(tm.get("compile_s", float("nan"))), "sample_s": float(tm["sample_s"]),
         "steps_per_draw": float(st["n_steps"].mean()),
-        "ms_per_gradient": gradient_ms(spec, data), "ms_per_gradient_linear": gradient_ms(lin, data),
+        "load1_before": load0, "load1_after": os.getloadavg()[0],
+        "ms_per_gradient": gradient_ms(spec, data) if grad else None,
+        "ms_per_gradient_linear": gradient_ms(lin, data) if grad else None,
     }
     res["ess_per_s"] = res["min_ess_bulk"] / res["sample_s"]
     OUT.mkdir(exist_ok=True)
@@ -113,17 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--low-rank", choices=("auto", "on", "off"), default="auto",
+                    help="nutpie's low-rank mass matrix adaptation (auto: fit()'s default)")
+    ap.add_argument("--skip-grad", action="store_true",
+                    help="skip the gradient cost (two numba compiles of their own per seed)")
     args = ap.parse_args(argv)
     models = ("mm", "td") if args.model == "both" else (args.model,)
     for model in models:
-        rows = [run_seed(model, s, args.draws, args.tune, args.chains) for s in args.seeds]
-        print(f"\n== {model}: {args.chains} chains x ({args.tune} + {args.draws}) ==")
+        rows = [run_seed(model, s, args.draws, args.tune, args.chains, args.low_rank, not args.skip_grad)
+                for s in args.seeds]
+        print(f"\n== {model}: {args.chains} chains x ({args.tune} + {args.draws}), low-rank {args.low_rank} ==")
         for r in rows:
             miss = [k for k, v in r["cover"].items() if not v[3]]
+            grad = (f"gradient {r['ms_per_gradient']:.3f} ms (closed-form linear {r['ms_per_gradient_linear']:.3f}); "
+                    if r.get("ms_per_gradient") is not None else "")
             print(f"seed {r['seed']}: covered {len(r['cover']) - len(miss)}/{len(r['cover'])}"
-                  f"{' (missed ' + ', '.join(miss) + ')' if miss else ''}; max R-hat {r['max_rhat']:.4f}; "
-                  f"divergences {r['divergences']}; wall {r['wall_s']:.0f} s (sampling {r['sample_s']:.0f} s); "
-                  f"gradient {r['ms_per_gradient']:.3f} ms (closed-form linear {r['ms_per_gradient_linear']:.3f}); "
+                  f"{' (missed ' + ', '.join(miss) + ')' if miss else ''}; "
+                  f"max R-hat {r['max_rhat']:.4f} ({r.get('max_rhat_parameter', '?')}); "
+                  f"divergences {r['divergences']}; min bulk ESS {r['min_ess_bulk']:.0f}; "
+                  f"wall {r['wall_s']:.0f} s (compile {r.get('compile_s', float('nan')):.0f} s, "
+                  f"sampling {r['sample_s']:.0f} s); {grad}"
                   f"steps/draw {r['steps_per_draw']:.1f}; min bulk ESS/s {r['ess_per_s']:.1f}")
         n = sum(len(r["cover"]) for r in rows)
         k = sum(v[3] for r in rows for v in r["cover"].values())

@@ -150,3 +150,26 @@ def test_simulation_and_forecast_refuse_nonlinear_elimination():
         PosteriorDraws.from_values(spec, typical={"VMAX": 5.0, "KM": 1.0, "V1": 5.0}, omega={"VMAX": 0.3})
     with pytest.raises(ConfigError, match="elimination 'michaelis-menten' is not supported"):
         make_patient(spec, {"WT": 70.0}, [{"TIME": 0.0, "AMT": 100.0}])
+
+
+def test_ode_fits_default_to_the_low_rank_mass_matrix():
+    """Nonlinear elimination turns nutpie's low-rank adaptation on whatever Ω and
+    parametrisation; the default for linear elimination is unchanged (no sampling here)."""
+    from poppk.model.fit import _default_low_rank
+
+    td = dict(structure="2cmt", elimination="time-dependent", iiv=("CL", "V1"), error="proportional",
+              typical={"CL": 0.5, "TDA": 0.3, "KDES": 0.1, "V1": 2.0, "Q": 0.3, "V2": 1.5})
+    lin = dict(structure="2cmt", typical={"CL": 0.5, "V1": 2.0, "Q": 0.3, "V2": 1.5}, iiv=("CL", "V1"),
+               error="proportional")
+    for par in ("laplace", "noncentered", "centered"):
+        for corr in ("diagonal", "full"):
+            for kw in (MM, td, {**MM, "elimination": "linear+michaelis-menten",
+                                "typical": {"CL": 1.0, "VMAX": 5.0, "KM": 1.0, "V1": 5.0}}):
+                assert _default_low_rank(ModelSpec(**kw, parametrization=par, iiv_correlation=corr))
+    # linear elimination: off for a diagonal Ω; for a full Ω, on unless "laplace" with IIV on every typical value
+    assert not _default_low_rank(ModelSpec(**lin))
+    assert not _default_low_rank(ModelSpec(**lin, parametrization="centered"))
+    assert _default_low_rank(ModelSpec(**lin, iiv_correlation="full"))  # Q, V2 without IIV
+    assert _default_low_rank(ModelSpec(**lin, iiv_correlation="full", parametrization="centered"))
+    every = ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 5.0}, iiv=("CL", "V1"), iiv_correlation="full")
+    assert not _default_low_rank(every)
