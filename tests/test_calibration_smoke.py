@@ -35,8 +35,11 @@ def test_true_ratio_moves_with_the_truth():
 
 def test_one_replicate_is_analysed_cached_and_summarised(tmp_path):
     cal = _load()
+    # size on every clearance and volume, as the bundled analysis: the same compiled structures as the
+    # bundled run's candidates, which this test then loads from the suite's compile store instead of
+    # compiling them again (hence it is not among conftest's _FIRST groups)
     settings = cal.Settings(chains=2, tune=150, draws=150, n_patients=400, n_sim_draws=40, n_truth=20_000,
-                            cohort_scale=0.6)
+                            cohort_scale=0.6, size_parameters=("CL", "V1", "Q", "V2"))
     truth = cal.true_ratio("TBW^1", settings)
     res = cal.run_replicate("TBW^1", 0, settings)
     assert set(res["answers"]) == {"averaged", "TBW", "AIBW", "ADJ"}
