@@ -141,8 +141,12 @@ def write_checks(
     figures: list[Path] = []
 
     def save(fig: Any, name: str) -> None:
-        for fmt in formats:
+        for i, fmt in enumerate(formats):
             figures.append(_fig(fig, out / f"{name}.{fmt}", fmt, dpi))
+            if i == 0 and len(formats) > 1:
+                # laid out by the first save: the other formats keep those positions instead of
+                # running the (constrained) layout again, a third of each save
+                fig.set_layout_engine("none")
 
     from poppk.progress import step
 
