@@ -37,7 +37,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import poppk
@@ -64,7 +63,7 @@ obs.groupby("DVID").agg(n=("DV", "size"), blq_fraction=("BLQ", "mean")).round(3)
 
 # %%
 spec = candidate_spec(ModelSpec.from_dict(config.sections["model"]), "TBW", ("CL", "V1", "Q", "V2"))
-print(spec.describe() if hasattr(spec, "describe") else spec)
+print(spec.describe())
 fit = poppk.fit(spec, data, draws=DRAWS, tune=TUNE, chains=CHAINS, seed=1, progress=False,
                 file=Path(STORE) / "analytes_TBW" if STORE else None)
 print(fit.convergence())  # on the quick settings (POPPK_QUICK=1) the chains are too short to converge
