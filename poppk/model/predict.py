@@ -119,7 +119,8 @@ def predict_design(
 
 
 #: Arrays of the ODE design, in the order :class:`~poppk.model.ode_op.OdeConcentration` takes them.
-_ODE_ARRAYS = ("obs_ptr", "obs_time", "obs_out", "dose_ptr", "dose_time", "dose_amt", "dose_dur", "dose_oral")
+_ODE_ARRAYS = ("obs_ptr", "obs_time", "obs_out", "dose_ptr", "dose_time", "dose_amt", "dose_dur", "dose_oral",
+               "seg_ptr", "seg_time", "seg_order")
 
 
 def _predict_ode(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any],
@@ -149,7 +150,7 @@ def _predict_ode(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any]
         n_sub = a[0].shape[0] - 1
         theta = pt.stack([pt.broadcast_to(pt.as_tensor_variable(params[n]), (n_sub,)) for n in names], axis=1)
         op = OdeConcentration(spec.n_cmt, spec.elimination, ode.has_oral, ODE_RTOL, ODE_ATOL, ODE_MAX_STEPS)
-        return op(theta, *a)[0]
+        return op(theta, np.zeros((ode.n_segments, 0)), *a)[0]
     return _solve_draws(spec, ode, names, params)
 
 
@@ -166,7 +167,7 @@ def _solve_draws(spec: ModelSpec, ode: Any, names: tuple[str, ...], params: Mapp
     out = np.empty((n, ode.n_obs))
     for d in range(n):
         theta = np.stack([c[d] for c in cols], axis=1)
-        conc, _, status = run_solver(ode, slot_matrix(theta, pidx), pidx, lower, n_cmt=spec.n_cmt,
+        conc, _, _, status = run_solver(ode, slot_matrix(theta, pidx), pidx, lower, n_cmt=spec.n_cmt,
                                      elimination=spec.elimination, rtol=ODE_RTOL, atol=ODE_ATOL,
                                      max_steps=ODE_MAX_STEPS, jacobian=False)
         for i in np.flatnonzero(status != 0):

@@ -82,7 +82,7 @@ from typing import Any
 import numpy as np
 
 from poppk.errors import DatasetError, ModelSpecError, PopPKError
-from poppk.pk.ode_solver import _OK, _STEP_LIMIT, _solve_all
+from poppk.pk.ode_solver import _BAD_PARAMETER, _OK, _STEP_LIMIT, _solve_all
 
 __all__ = [
     "ELIMINATIONS",
@@ -152,6 +152,13 @@ class OdeDesign:
     concentration of the k-th of them in that order is written to position
     ``obs_out[k]`` of the result (the caller's order).  Doses likewise, with
     ``dose_ptr``; ``dose_oral`` is 1 for a dose into the depot.
+
+    Parameters may change at given times (time-varying covariates,
+    inter-occasion variability): subject ``i``'s *segments* start at
+    ``seg_time[seg_ptr[i]:seg_ptr[i+1]]`` (increasing; the first also covers
+    the times before it); sorted segment ``j`` is the caller's segment
+    ``seg_order[j]`` (offsets are given in the caller's order).
+    By default every subject has one segment starting at ``-inf``.
     """
 
     n_subjects: int
@@ -163,6 +170,25 @@ class OdeDesign:
     dose_amt: np.ndarray
     dose_dur: np.ndarray
     dose_oral: np.ndarray
+    seg_ptr: np.ndarray | None = None
+    seg_time: np.ndarray | None = None
+    seg_order: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.seg_ptr is None:  # one segment per subject: parameters constant in time
+            object.__setattr__(self, "seg_ptr", np.arange(self.n_subjects + 1, dtype=np.int64))
+            object.__setattr__(self, "seg_time", np.full(self.n_subjects, -np.inf))
+            object.__setattr__(self, "seg_order", np.arange(self.n_subjects, dtype=np.int64))
+
+    @property
+    def n_segments(self) -> int:
+        """Parameter segments over all subjects (one per subject when nothing varies)."""
+        return int(self.seg_time.shape[0])  # type: ignore[union-attr]
+
+    @property
+    def max_segments(self) -> int:
+        """Largest number of parameter segments of one subject."""
+        return int(np.diff(self.seg_ptr).max(initial=1))  # type: ignore[arg-type]
 
     @property
     def n_obs(self) -> int:
@@ -218,6 +244,8 @@ def ode_design(
     dose_oral: Any = None,
     *,
     n_subjects: int | None = None,
+    seg_subject: Any = None,
+    seg_time: Any = None,
 ) -> OdeDesign:
     """Validate and group a dosing and sampling design for :func:`solve_ode`.
 
@@ -237,6 +265,12 @@ def ode_design(
         ``None``: none.
     n_subjects
         Number of subjects; default ``max(subject index) + 1``.
+    seg_subject, seg_time
+        Parameter segments (piecewise-constant parameters): the subject and
+        start time of each, in any order; every subject needs at least one, and
+        no two of a subject's may start at the same time (its first segment
+        also covers the times before it; ``-inf`` is allowed).  ``None``: one
+        segment per subject.
 
     Returns
     -------
@@ -265,6 +299,32 @@ def ode_design(
                            valid="dose_dur = 0 for oral doses")
     o_order, o_ptr = _group(o_sub, o_t, n_subjects, "obs")
     d_order, d_ptr = _group(d_sub, d_t, n_subjects, "dose")
+    segments: dict[str, Any] = {}
+    if seg_subject is not None or seg_time is not None:
+        g_sub = _vector(seg_subject, None, "seg_subject", np.int64)
+        g_t = np.asarray(_vector(seg_time, g_sub.shape[0], "seg_time"), dtype=np.float64)
+        if np.isnan(g_t).any() or np.isposinf(g_t).any():
+            bad = int(np.flatnonzero(np.isnan(g_t) | np.isposinf(g_t))[0])
+            raise DatasetError("segment start times must be finite or -inf", row=bad, column="seg_time",
+                               value=float(g_t[bad]))
+        if g_sub.size and (g_sub.min() < 0 or g_sub.max() >= n_subjects):
+            raise DatasetError(f"segment subject indices must lie in 0..{n_subjects - 1}", column="seg_subject",
+                               value=int(g_sub.min() if g_sub.min() < 0 else g_sub.max()))
+        g_key = np.where(np.isfinite(g_t), g_t, -1e300)
+        g_order = np.lexsort((g_key, g_sub))  # any order in, (subject, time) order inside
+        g_ptr = np.searchsorted(g_sub[g_order], np.arange(n_subjects + 1), side="left").astype(np.int64)
+        counts = np.diff(g_ptr)
+        if (counts == 0).any():
+            raise DatasetError(f"subject {int(np.flatnonzero(counts == 0)[0])} has no parameter segment",
+                               column="seg_subject", valid="at least one segment per subject")
+        gt = g_t[g_order]
+        same = np.flatnonzero((np.diff(g_key[g_order]) <= 0)
+                              & (np.diff(np.repeat(np.arange(n_subjects), counts)) == 0))
+        if same.size:
+            raise DatasetError("two parameter segments of a subject start at the same time",
+                               row=int(g_order[same[0] + 1]), column="seg_time", value=float(gt[same[0] + 1]),
+                               valid="strictly increasing start times within a subject")
+        segments = {"seg_ptr": g_ptr, "seg_time": np.ascontiguousarray(gt), "seg_order": g_order.astype(np.int64)}
     return OdeDesign(
         n_subjects=n_subjects,
         obs_ptr=o_ptr,
@@ -275,6 +335,7 @@ def ode_design(
         dose_amt=np.ascontiguousarray(d_amt[d_order]),
         dose_dur=np.ascontiguousarray(d_dur[d_order]),
         dose_oral=d_oral[d_order].astype(np.int64),
+        **segments,
     )
 
 
@@ -305,7 +366,9 @@ def solve_ode(
     atol: float = 1e-12,
     max_steps: int = 100_000,
     jacobian: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    offsets: Any = None,
+    varying: tuple[str, ...] = (),
+) -> np.ndarray | tuple[np.ndarray, ...]:
     """Concentrations (and their Jacobian) of an ODE model on a design.
 
     Parameters
@@ -327,12 +390,19 @@ def solve_ode(
         Step attempts allowed per subject before :class:`ODESolverError`.
     jacobian
         Also return ``dC/dθ`` (natural scale), shape ``(n_obs, P)``.
+    offsets, varying
+        Piecewise-constant parameters: on segment k of the design (caller's
+        order) the parameters named in ``varying`` are ``theta ·
+        exp(offsets[k])``; ``offsets`` has shape ``(n_segments, len(varying))``.
+        With ``jacobian`` a third array ``dC/d offsets`` of shape ``(n_obs,
+        max_segments, len(varying))`` is returned (segment index within the
+        observation's subject, in time order).
 
     Returns
     -------
-    ndarray or (ndarray, ndarray)
+    ndarray or tuple of ndarray
         Concentrations in the design's original observation order, and the
-        Jacobian if asked for.
+        Jacobian(s) if asked for.
     """
     names = parameter_names(n_cmt, elimination, design.has_oral)
     theta = np.asarray(theta, dtype=np.float64)
@@ -341,6 +411,8 @@ def solve_ode(
             f"theta must have shape (n_subjects, {len(names)}) = ({design.n_subjects}, {len(names)}) "
             f"with columns {names}, got {theta.shape}"
         )
+    tv = varying_columns(names, varying)
+    off = segment_offsets(design, offsets, len(tv))
     pidx, lower = solver_arguments(names)
     bad = ~np.isfinite(theta) | ~(theta > lower)
     if np.any(bad):
@@ -351,9 +423,9 @@ def solve_ode(
         )
     if not (0.0 < rtol < 1.0 and atol > 0.0 and max_steps > 0):
         raise ModelSpecError(f"need 0 < rtol < 1, atol > 0, max_steps > 0; got {rtol}, {atol}, {max_steps}")
-    conc, jac, status = run_solver(design, slot_matrix(theta, pidx), pidx, lower, n_cmt=n_cmt,
-                                   elimination=elimination, rtol=rtol, atol=atol, max_steps=max_steps,
-                                   jacobian=jacobian)
+    conc, jac, jseg, status = run_solver(design, slot_matrix(theta, pidx), pidx, lower, n_cmt=n_cmt,
+                                         elimination=elimination, rtol=rtol, atol=atol, max_steps=max_steps,
+                                         jacobian=jacobian, offsets=off, varying=tv)
     if np.any(status != _OK):
         i = int(np.flatnonzero(status != _OK)[0])
         s = int(status[i])
@@ -365,25 +437,65 @@ def solve_ode(
                 "constant much faster than the spacing of the events); raise max_steps or check the "
                 "parameter values"
             )
+        if s == _BAD_PARAMETER:
+            raise ModelSpecError(f"subject {i}: a segment's parameters {varying} leave their domain "
+                                 f"(base values {p}, offsets {off[design.seg_ptr[i]:design.seg_ptr[i + 1]].tolist()})")
         raise ODESolverError(
             f"subject {i}: the ODE solver's step size underflowed with parameters {p} "
             "(the solution is not finite or varies too fast to resolve); check the parameter values"
         )
-    return (conc, jac) if jacobian else conc
+    if not jacobian:
+        return conc
+    return (conc, jac, jseg) if tv.size else (conc, jac)
+
+
+def varying_columns(names: tuple[str, ...], varying: Any) -> np.ndarray:
+    """Column indices (into ``names``) of the time-varying parameters, validated."""
+    unknown = [v for v in varying if v not in names]
+    if unknown:
+        raise ModelSpecError(f"time-varying parameters {unknown} are not parameters of this model {names}")
+    if len(set(varying)) != len(tuple(varying)):
+        raise ModelSpecError(f"time-varying parameters {tuple(varying)} name one twice")
+    return np.array([names.index(v) for v in varying], dtype=np.int64)
+
+
+def segment_offsets(design: OdeDesign, offsets: Any, ntv: int) -> np.ndarray:
+    """Log offsets per segment, ``(n_segments, ntv)`` in the caller's order, validated."""
+    if offsets is None:
+        if ntv:
+            raise ModelSpecError("time-varying parameters need offsets= (one row per segment)")
+        return np.zeros((design.n_segments, 0))
+    off = np.asarray(offsets, dtype=np.float64)
+    if off.shape != (design.n_segments, ntv):
+        raise ModelSpecError(f"offsets must have shape (n_segments, n_varying) = ({design.n_segments}, {ntv}), "
+                             f"got {off.shape}")
+    if not np.all(np.isfinite(off)):
+        k = int(np.flatnonzero(~np.isfinite(off).all(axis=1))[0])
+        raise ModelSpecError(f"offsets of segment {k} are not finite: {off[k].tolist()}")
+    return off
 
 
 def run_solver(design: OdeDesign, slots: np.ndarray, pidx: np.ndarray, lower: np.ndarray, *, n_cmt: int,
-               elimination: str, rtol: float, atol: float, max_steps: int,
-               jacobian: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The compiled core without checks: (conc, jac, status per subject; 0 = ok)."""
+               elimination: str, rtol: float, atol: float, max_steps: int, jacobian: bool,
+               offsets: np.ndarray | None = None,
+               varying: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The compiled core without checks: (conc, jac, jseg, status per subject; 0 = ok).
+
+    ``offsets`` ``(n_segments, len(varying))`` in the caller's segment order
+    (default none); ``jseg`` is ``(n_obs, max_segments, len(varying))``.
+    """
+    tv = np.zeros(0, dtype=np.int64) if varying is None else np.asarray(varying, dtype=np.int64)
+    off = np.zeros((design.n_segments, tv.shape[0])) if offsets is None else np.asarray(offsets, np.float64)
     conc = np.zeros(design.n_obs)
     jac = np.zeros((design.n_obs, pidx.shape[0]))
+    jseg = np.zeros((design.n_obs, design.max_segments if jacobian else 0, tv.shape[0]))
     status = np.zeros(design.n_subjects, dtype=np.int64)
     _solve_all(np.ascontiguousarray(slots), pidx, n_cmt, design.has_oral, ELIMINATIONS[elimination], lower,
                design.obs_ptr, design.obs_time, design.obs_out, design.dose_ptr, design.dose_time,
-               design.dose_amt, design.dose_dur, design.dose_oral, float(rtol), float(atol), int(max_steps),
-               bool(jacobian), conc, jac, status)
-    return conc, jac, status
+               design.dose_amt, design.dose_dur, design.dose_oral, design.seg_ptr, design.seg_time,
+               np.ascontiguousarray(off[design.seg_order]), tv, float(rtol), float(atol), int(max_steps),
+               bool(jacobian), conc, jac, jseg, status)
+    return conc, jac, jseg, status
 
 
 def ode_concentration(

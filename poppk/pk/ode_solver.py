@@ -16,8 +16,13 @@ _OK, _STEP_LIMIT, _STEP_UNDERFLOW, _BAD_PARAMETER, _SKIPPED = 0, 1, 2, 3, 4
 
 
 @numba.njit(cache=True)
-def _rhs(t, z, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, dz, jy, jt):  # pragma: no cover - numba
-    """dz/dt for the state (first ns entries) and, if npar > 0, the sensitivities."""
+def _rhs(t, z, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, dz, jy, jt):  # pragma: no cover - numba
+    """dz/dt for the state (first ns entries) and, if ndir > 0, the sensitivities.
+
+    Sensitivity d is ``z[ns + d*ns : ns + (d+1)*ns]`` (direction-major), forced by
+    parameter slot ``dslot[d]`` with weight ``dw[d]`` (the derivative of that slot's
+    current value with respect to the direction's parameter).
+    """
     cl, v1, q, v2, vmax, km, tda, kdes, ka = th[0], th[1], th[2], th[3], th[4], th[5], th[6], th[7], th[8]
     a1 = z[0]
     c = a1 / v1
@@ -47,7 +52,7 @@ def _rhs(t, z, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, dz, jy, jt):  #
         d0 += ka * z[depot]
         dz[depot] = -ka * z[depot]
     dz[0] = d0
-    if npar == 0:
+    if ndir == 0:
         return
     # state Jacobian J_A (ns x ns) and parameter Jacobian J_theta (ns x 9 slots)
     for i in range(ns):
@@ -79,12 +84,15 @@ def _rhs(t, z, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, dz, jy, jt):  #
         jy[depot, depot] = -ka
         jt[0, 8] = z[depot]  # KA
         jt[depot, 8] = -z[depot]
-    for i in range(ns):
-        for j in range(npar):
-            s = jt[i, pidx[j]]
+    for d in range(ndir):
+        base = ns + d * ns
+        slot = dslot[d]
+        w = dw[d]
+        for i in range(ns):
+            s = jt[i, slot] * w
             for k in range(ns):
-                s += jy[i, k] * z[ns + k * npar + j]
-            dz[ns + i * npar + j] = s
+                s += jy[i, k] * z[base + k]
+            dz[base + i] = s
 
 
 # Dormand–Prince 5(4) tableau
@@ -100,12 +108,13 @@ _E1, _E3, _E4, _E5, _E6, _E7 = (71.0 / 57600.0, -71.0 / 16695.0, 71.0 / 1920.0, 
 
 
 @numba.njit(cache=True)
-def _integrate(ta, tb, z, h, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, sc_abs, rtol,
+def _integrate(ta, tb, z, n, h, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, sc_abs, rtol,
                steps, max_steps, k1, k2, k3, k4, k5, k6, k7, zt, jy, jt):  # pragma: no cover - numba
-    """Advance z from ta to tb in place. Returns (status, proposed next h, steps used)."""
-    n = z.shape[0]
+    """Advance the first n entries of z (state and active sensitivities) from ta to tb in place.
+
+    Returns (status, proposed next h, steps used)."""
     t = ta
-    _rhs(t, z, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k1, jy, jt)
+    _rhs(t, z, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k1, jy, jt)
     rejected = False
     while t < tb:
         if steps >= max_steps:
@@ -118,22 +127,22 @@ def _integrate(ta, tb, z, h, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, s
             last = True
         for i in range(n):
             zt[i] = z[i] + h_try * _A21 * k1[i]
-        _rhs(t + _C2 * h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k2, jy, jt)
+        _rhs(t + _C2 * h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k2, jy, jt)
         for i in range(n):
             zt[i] = z[i] + h_try * (_A31 * k1[i] + _A32 * k2[i])
-        _rhs(t + _C3 * h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k3, jy, jt)
+        _rhs(t + _C3 * h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k3, jy, jt)
         for i in range(n):
             zt[i] = z[i] + h_try * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-        _rhs(t + _C4 * h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k4, jy, jt)
+        _rhs(t + _C4 * h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k4, jy, jt)
         for i in range(n):
             zt[i] = z[i] + h_try * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
-        _rhs(t + _C5 * h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k5, jy, jt)
+        _rhs(t + _C5 * h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k5, jy, jt)
         for i in range(n):
             zt[i] = z[i] + h_try * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i] + _A65 * k5[i])
-        _rhs(t + h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k6, jy, jt)
+        _rhs(t + h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k6, jy, jt)
         for i in range(n):
             zt[i] = z[i] + h_try * (_A71 * k1[i] + _A73 * k3[i] + _A74 * k4[i] + _A75 * k5[i] + _A76 * k6[i])
-        _rhs(t + h_try, zt, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, k7, jy, jt)
+        _rhs(t + h_try, zt, th, dslot, dw, ns, ndir, n_cmt, depot, elim, rate, t0, k7, jy, jt)
         err = 0.0
         for i in range(n):
             ei = h_try * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i] + _E7 * k7[i])
@@ -169,11 +178,31 @@ def _integrate(ta, tb, z, h, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0, s
 
 
 @numba.njit(cache=True)
-def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur, d_oral, rtol, atol,
-                   max_steps, conc, jac, obs_out):  # pragma: no cover - numba
-    """Integrate one subject; write concentrations (and Jacobian rows) at obs_out."""
+def _segment_values(th, pidx, tv, seg_off, s, ths):  # pragma: no cover - numba
+    """Slot values of segment s: the base values with exp(offset) on the time-varying columns."""
+    for k in range(9):
+        ths[k] = th[k]
+    for jj in range(tv.shape[0]):
+        slot = pidx[tv[jj]]
+        ths[slot] = th[slot] * np.exp(seg_off[s, jj])
+
+
+@numba.njit(cache=True)
+def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur, d_oral, seg_t, seg_off, tv,
+                   rtol, atol, max_steps, conc, jac, jseg, obs_out):  # pragma: no cover - numba
+    """Integrate one subject; write concentrations (and Jacobian rows) at obs_out.
+
+    ``th`` holds the subject's base slot values; on ``[seg_t[s], seg_t[s+1])`` the
+    columns ``tv`` of the parameters are multiplied by ``exp(seg_off[s])`` (segment 0
+    also covers the times before ``seg_t[0]``).  With ``npar > 0`` the Jacobian has the
+    base parameters' columns (``jac``) and one per segment and time-varying column
+    (``jseg[o, s, jj]``, with respect to the offset ``seg_off[s, jj]``).
+    """
     ns = n_cmt + (1 if depot >= 0 else 0)
-    n = ns + ns * npar
+    n_seg = seg_t.shape[0]
+    ntv = tv.shape[0] if npar > 0 else 0
+    ndir = npar + n_seg * ntv if npar > 0 else 0
+    n = ns + ndir * ns
     z = np.zeros(n)
     k1 = np.empty(n)
     k2 = np.empty(n)
@@ -193,19 +222,30 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
             amax = d_amt[d]
     if amax == 0.0:
         amax = 1.0
+    # forcing slot and error scale of each sensitivity direction: the base parameters, then
+    # (segment, time-varying column) pairs in segment order
+    dslot = np.zeros(ndir, dtype=np.int64)
+    dw = np.zeros(ndir)
     sc_abs = np.empty(n)
     for i in range(ns):
         sc_abs[i] = atol * amax
-        for j in range(npar):
-            w = abs(th[pidx[j]])
-            sc_abs[ns + i * npar + j] = atol * amax / (w if w > 0.0 else 1.0)
+    for d in range(ndir):
+        if d < npar:
+            dslot[d] = pidx[d]
+            w = abs(th[pidx[d]])
+            scale = atol * amax / (w if w > 0.0 else 1.0)
+        else:
+            dslot[d] = pidx[tv[(d - npar) % ntv]]
+            scale = atol * amax
+        for i in range(ns):
+            sc_abs[ns + d * ns + i] = scale
     t0 = d_t[0] if nd > 0 else 0.0
-    # event times: observations, dose starts, infusion ends
+    # event times: observations, dose starts, infusion ends, parameter changes
     n_inf = 0
     for d in range(nd):
         if d_dur[d] > 0.0:
             n_inf += 1
-    ev = np.empty(no + nd + n_inf)
+    ev = np.empty(no + nd + n_inf + n_seg)
     for k in range(no):
         ev[k] = obs_t[k]
     m = no
@@ -215,14 +255,34 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
         if d_dur[d] > 0.0:
             ev[m] = d_t[d] + d_dur[d]
             m += 1
+    first = obs_t[0] if no > 0 else (d_t[0] if nd > 0 else 0.0)
+    for s in range(n_seg):
+        ev[m] = seg_t[s] if np.isfinite(seg_t[s]) else first
+        m += 1
     ev = np.unique(ev)
+    ths = np.empty(9)
+    seg = -1
     v1 = th[1]
     h = 0.0
     steps = 0
     dp = 0
     op = 0
+    nact = ns
     for b in range(ev.shape[0]):
         tb = ev[b]
+        s_now = 0
+        while s_now + 1 < n_seg and seg_t[s_now + 1] <= tb:
+            s_now += 1
+        if s_now != seg:  # parameters change at tb
+            seg = s_now
+            _segment_values(th, pidx, tv, seg_off, seg, ths)
+            v1 = ths[1]
+            for d in range(npar if ndir > 0 else 0):
+                dw[d] = ths[pidx[d]] / th[pidx[d]] if th[pidx[d]] != 0.0 else 1.0
+            for d in range(npar, ndir):
+                dw[d] = ths[dslot[d]] if (d - npar) // ntv == seg else 0.0
+            if ndir > 0:
+                nact = ns + (npar + (seg + 1) * ntv) * ns  # later segments' sensitivities are still 0
         while dp < nd and d_t[dp] <= tb:  # doses at tb, before the observations at tb
             if d_dur[dp] == 0.0:
                 z[depot if d_oral[dp] != 0 else 0] += d_amt[dp]
@@ -230,10 +290,14 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
         while op < no and obs_t[op] <= tb:
             o = obs_out[op]
             conc[o] = z[0] / v1
-            for j in range(npar):
-                jac[o, j] = z[ns + j] / v1
-                if pidx[j] == 1:
-                    jac[o, j] -= z[0] / (v1 * v1)
+            for d in range(ndir):
+                g = z[ns + d * ns] / v1
+                if dslot[d] == 1:  # V1 divides the amount
+                    g -= z[0] / (v1 * v1) * dw[d]
+                if d < npar:
+                    jac[o, d] = g
+                else:
+                    jseg[o, (d - npar) // ntv, (d - npar) % ntv] = g
             op += 1
         if b + 1 == ev.shape[0] or op == no:
             break
@@ -252,8 +316,9 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
         te = ev[b + 1]
         if h <= 0.0:
             h = 1e-3 * (te - tb)
-        status, h, steps = _integrate(tb, te, z, h, th, pidx, ns, npar, n_cmt, depot, elim, rate, t0,
-                                      sc_abs, rtol, steps, max_steps, k1, k2, k3, k4, k5, k6, k7, zt, jy, jt)
+        status, h, steps = _integrate(tb, te, z, nact, h, ths, dslot, dw, ns, (nact - ns) // ns, n_cmt, depot,
+                                      elim, rate, t0, sc_abs, rtol, steps, max_steps, k1, k2, k3, k4, k5, k6,
+                                      k7, zt, jy, jt)
         if status != _OK:
             return status
     # observations after the last event cannot exist (every observation is an event)
@@ -262,25 +327,33 @@ def _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t, d_t, d_amt, d_dur,
 
 @numba.njit(cache=True)
 def _solve_all(theta, pidx, n_cmt, depot_flag, elim, lower, obs_ptr, obs_t, obs_out, dose_ptr, d_t, d_amt,
-               d_dur, d_oral, rtol, atol, max_steps, want_jac, conc, jac, status):  # pragma: no cover - numba
+               d_dur, d_oral, seg_ptr, seg_t, seg_off, tv, rtol, atol, max_steps, want_jac, conc, jac, jseg,
+               status):  # pragma: no cover - numba
     """All subjects; theta is (n_sub, 9) in slot order, pidx the active slots (Jacobian columns).
 
-    With the Jacobian (the likelihood's use) the first subject that fails ends the
-    evaluation: the others are marked skipped, since one NaN already rejects the point.
+    Subject i's parameter segments are ``seg_ptr[i]:seg_ptr[i+1]`` of ``seg_t`` (start
+    times) and ``seg_off`` (log offsets of the columns ``tv``, one row per segment);
+    ``jseg`` is ``(n_obs, max segments per subject, len(tv))``.  With the Jacobian (the
+    likelihood's use) the first subject that fails ends the evaluation: the others are
+    marked skipped, since one NaN already rejects the point.
     """
     n_sub = theta.shape[0]
     npar = pidx.shape[0] if want_jac else 0
     failed = False
+    ths = np.empty(9)
     for i in range(n_sub):
         if failed:
             status[i] = _SKIPPED
             continue
         th = theta[i]
-        ok = True
-        for j in range(pidx.shape[0]):
-            v = th[pidx[j]]
-            if not (v > lower[j]) or not np.isfinite(v):
-                ok = False
+        g0, g1 = seg_ptr[i], seg_ptr[i + 1]
+        ok = g1 > g0
+        for s in range(g0, g1):
+            _segment_values(th, pidx, tv, seg_off[g0:g1], s - g0, ths)
+            for j in range(pidx.shape[0]):
+                v = ths[pidx[j]]
+                if not (v > lower[j]) or not np.isfinite(v):
+                    ok = False
         if not ok:
             status[i] = _BAD_PARAMETER
             failed = want_jac
@@ -294,8 +367,7 @@ def _solve_all(theta, pidx, n_cmt, depot_flag, elim, lower, obs_ptr, obs_t, obs_
                     has_depot = True
         depot = n_cmt if (depot_flag or has_depot) else -1
         status[i] = _solve_subject(th, pidx, npar, n_cmt, depot, elim, obs_t[o0:o1], d_t[d0:d1], d_amt[d0:d1],
-                                   d_dur[d0:d1], d_oral[d0:d1], rtol, atol, max_steps, conc, jac, obs_out[o0:o1])
+                                   d_dur[d0:d1], d_oral[d0:d1], seg_t[g0:g1], seg_off[g0:g1], tv, rtol, atol,
+                                   max_steps, conc, jac, jseg, obs_out[o0:o1])
         if want_jac and status[i] != _OK:
             failed = True
-
-

@@ -85,3 +85,42 @@ def test_op_is_picklable_and_validates() -> None:
         OdeConcentration(2, "saturable")
     with pytest.raises(ModelSpecError, match="n_cmt = 1 or 2"):
         OdeConcentration(3)
+
+
+# segments given out of time order and interleaved between subjects (the caller's order is kept)
+SEGMENTS = dict(seg_subject=[1, 0, 0, 1, 0], seg_time=[2.5, 3.0, -np.inf, 0.0, 20.0])
+
+
+def test_verify_grad_with_time_varying_parameters() -> None:
+    design = ode_design(**OBS, **DOSES, **SEGMENTS)
+    names = parameter_names(2, "michaelis-menten")
+    theta = np.array([VALUES[k] for k in names]).T
+    off = np.random.default_rng(2).normal(0.0, 0.3, (5, 2))
+    verify_grad(lambda t, o: ode_concentration_op(t, design, n_cmt=2, elimination="michaelis-menten", rtol=1e-11,
+                                                  atol=1e-15, offsets=o, varying=("VMAX", "V1")),
+                [theta, off], rng=np.random.default_rng(3), eps=1e-6, rel_tol=1e-5, abs_tol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA"])
+def test_time_varying_values_and_gradient_match_the_solver(mode: str) -> None:
+    design = ode_design(**OBS, **DOSES, **SEGMENTS)
+    names = parameter_names(2, "linear")
+    theta = np.array([VALUES[k] for k in names]).T
+    off_value = np.random.default_rng(4).normal(0.0, 0.3, (5, 2))
+    th, off = pt.dmatrix("th"), pt.dmatrix("off")
+    w = np.linspace(-1.0, 2.0, design.n_obs)
+    conc = ode_concentration_op(th, design, n_cmt=2, offsets=off, varying=("CL", "V2"))
+    f = pytensor.function([th, off], [conc, *pytensor.grad(pt.dot(w, conc), [th, off])], mode=mode)
+    c, g_th, g_off = f(theta, off_value)
+    ref, jac, jseg = solve_ode(design, theta, n_cmt=2, jacobian=True, offsets=off_value, varying=("CL", "V2"))
+    np.testing.assert_allclose(c, ref, rtol=1e-12)
+    sub = np.asarray(OBS["obs_subject"])
+    np.testing.assert_allclose(g_th, np.stack([(w[:, None] * jac)[sub == i].sum(axis=0) for i in range(2)]),
+                               rtol=1e-10)
+    # caller's segment k -> (subject, position in time order)
+    seg_sub = np.array(SEGMENTS["seg_subject"])
+    seg_t = np.where(np.isfinite(SEGMENTS["seg_time"]), SEGMENTS["seg_time"], -1e300)
+    for k in range(5):
+        i = seg_sub[k]
+        s = int((seg_t[seg_sub == i] < seg_t[k]).sum())
+        np.testing.assert_allclose(g_off[k], (w[:, None] * jseg[:, s, :])[sub == i].sum(axis=0), rtol=1e-10)
