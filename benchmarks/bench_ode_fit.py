@@ -2,10 +2,10 @@
 
 Usage::
 
-    nice .venv/bin/python benchmarks/bench_ode_fit.py [--model mm|td|both] [--seeds 1 2 3]
+    nice .venv/bin/python benchmarks/bench_ode_fit.py [--model mm|td|tv|both] [--seeds 1 2 3]
         [--draws 1000 --tune 500 --chains 4] [--low-rank auto|on|off] [--skip-grad]
 
-Two models, each simulated by an independent generator (scipy ``solve_ivp``,
+Three models, each simulated by an independent generator (scipy ``solve_ivp``,
 ``tests/_ode_studies.py``) from known truth:
 
 ``mm``
@@ -16,6 +16,13 @@ Two models, each simulated by an independent generator (scipy ``solve_ivp``,
     2-cmt time-dependent clearance on a Q3W schedule (days; CL 0.7 L/day falling
     from CL·(1 + TDA), TDA 0.4, KDES 0.05/day, V1 3 L, Q 0.5, V2 2; IIV on CL
     and V1), 24 subjects, 4 cycles — in the spirit of published ADC models.
+``tv``
+    2-cmt linear elimination on the same schedule with clearance following each
+    cycle's weight (``(WT/70)^0.75``, weight recorded per record and drifting
+    about −3% per cycle) and inter-occasion variability on CL per cycle (ω_IOV
+    0.2), IIV on CL and V1: ``time_varying=("WT",), iov=("CL",)``, integrated by
+    the ODE solver's piecewise-constant parameters.  Its "linear" comparison is
+    the closed-form model with the weight at baseline and no IOV.
 
 Each seed is fitted at poppk's default settings (``fit(spec, data, seed=s)``;
 ``--low-rank``/``--tune``/``--draws``/``--chains`` override them) and its
@@ -44,10 +51,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _ode_studies import simulate_mm, simulate_td  # noqa: E402
+from _ode_studies import simulate_mm, simulate_td, simulate_tv  # noqa: E402
 
 from poppk.data import read_nonmem  # noqa: E402
 from poppk.model import ModelSpec, fit  # noqa: E402
+from poppk.model.effects import CovariateEffect  # noqa: E402
 from poppk.model.fit import _default_low_rank  # noqa: E402
 
 OUT = HERE / "ode_fit"
@@ -62,6 +70,14 @@ def problem(model: str, seed: int):
                          error="proportional", units={"time": "h"})
         lin = ModelSpec(structure="1cmt", typical={"CL": 2.0, "V1": 5.0}, iiv=("CL", "V1"),
                         error="proportional", units={"time": "h"})
+    elif model == "tv":
+        df, truth = simulate_tv(seed)
+        wt = (CovariateEffect("CL", "WT", reference=70.0),)
+        spec = ModelSpec(structure="2cmt", typical={"CL": 0.5, "V1": 2.0, "Q": 0.3, "V2": 1.5}, iiv=("CL", "V1"),
+                         covariates=wt, time_varying=("WT",), iov=("CL",), error="proportional",
+                         units={"time": "day"})
+        lin = ModelSpec(structure="2cmt", typical={"CL": 0.5, "V1": 2.0, "Q": 0.3, "V2": 1.5}, iiv=("CL", "V1"),
+                        covariates=wt, error="proportional", units={"time": "day"})
     else:
         df, truth = simulate_td(seed)
         spec = ModelSpec(structure="2cmt", elimination="time-dependent",
@@ -125,7 +141,8 @@ def run_seed(model: str, seed: int, draws: int, tune: int, chains: int, low_rank
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=("mm", "td", "both"), default="both")
+    ap.add_argument("--model", choices=("mm", "td", "tv", "both"), default="both",
+                    help="both = mm and td (tv is run on its own)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=500)

@@ -21,6 +21,8 @@ def _rhs(kind: str, p: dict, rate: float):
         c = a[0] / p["V1"]
         if kind == "mm":
             elim = p["VMAX"] * c / (p["KM"] + c)
+        elif kind == "linear":
+            elim = p["CL"] * c
         else:
             elim = p["CL"] * (1.0 + p["TDA"] * np.exp(-p["KDES"] * t)) * c
         d1 = rate - elim
@@ -31,26 +33,31 @@ def _rhs(kind: str, p: dict, rate: float):
     return f
 
 
-def simulate_subject(kind: str, p: dict, doses: list[tuple[float, float, float]], times: np.ndarray,
-                     n_cmt: int) -> np.ndarray:
+def simulate_subject(kind: str, p, doses: list[tuple[float, float, float]], times: np.ndarray,
+                     n_cmt: int, changes: tuple[float, ...] = ()) -> np.ndarray:
     """Concentrations at ``times`` (sorted, after the first dose) for ``doses`` = [(time, amt, dur)].
 
     Integrated with ``solve_ivp`` (LSODA, rtol 1e-10) piecewise between dose events;
-    a dose at an observation time counts for it.
+    a dose at an observation time counts for it.  ``p`` is a dict, or a function of
+    time giving the parameters, constant between the ``changes`` times (amounts are
+    carried across a change).
     """
-    events = sorted({t for t, _, _ in doses} | {t + d for t, _, d in doses if d > 0} | set(times.tolist()))
+    p_at = p if callable(p) else (lambda _t: p)
+    events = sorted({t for t, _, _ in doses} | {t + d for t, _, d in doses if d > 0} | set(times.tolist())
+                    | set(changes))
     a = np.zeros(n_cmt)
     out = {}
     t_prev = events[0]
     for k, t in enumerate(events):
         if t > t_prev:
             rate = sum(amt / dur for t0, amt, dur in doses if dur > 0 and t0 <= t_prev < t0 + dur)
-            sol = solve_ivp(_rhs(kind, p, rate), (t_prev, t), a, method="LSODA", rtol=1e-10, atol=1e-12)
+            sol = solve_ivp(_rhs(kind, p_at(t_prev), rate), (t_prev, t), a, method="LSODA", rtol=1e-10,
+                            atol=1e-12)
             a = sol.y[:, -1].copy()
         for t0, amt, dur in doses:
             if t0 == t and dur == 0:
                 a[0] += amt
-        out[t] = a[0] / p["V1"]
+        out[t] = a[0] / p_at(t)["V1"]
         t_prev = t
     return np.maximum(np.array([out[t] for t in times]), 0.0)  # LSODA can undershoot 0 by ~1e-15
 
@@ -90,6 +97,44 @@ def simulate_td(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
         c = simulate_subject("td", p, doses, times, 2)
         dv = c * (1.0 + t["sigma_prop"] * rng.standard_normal(c.shape))
         rows += _records(i, doses, times, dv)
+    return _table(rows), dict(t)
+
+
+#: Truth of the time-varying model (days): weight on CL per cycle, occasion variability on CL.
+TV_TRUTH = {"CL": 0.7, "V1": 3.0, "Q": 0.5, "V2": 2.0, "beta_CL_WT": 0.75, "omega_CL": 0.3, "omega_V1": 0.2,
+            "omega_iov_CL": 0.2, "sigma_prop": 0.1}
+
+
+def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.DataFrame, dict]:
+    """2-cmt linear (ADC-like, days), 30-min infusion of 250 mg Q3W for ``cycles`` cycles, with
+    clearance following the weight of each cycle, ``CL·(WT/70)^0.75``, and varying between
+    cycles (κ ~ N(0, 0.2²) per subject and cycle); weight recorded on every record (baseline
+    50–100 kg, drifting by about −3% per cycle), the cycle as ``OCC``.  Samples at the end of
+    infusion, day 1, 7, 14 and the trough of each cycle."""
+    rng = np.random.default_rng(seed)
+    t = TV_TRUTH
+    rows = []
+    for i in range(1, n_subjects + 1):
+        wt0 = 70.0 * np.exp(0.2 * rng.standard_normal())
+        wts = wt0 * np.exp(np.cumsum(np.r_[0.0, -0.03 + 0.04 * rng.standard_normal(cycles - 1)]))
+        eta_cl, eta_v1 = t["omega_CL"] * rng.standard_normal(), t["omega_V1"] * rng.standard_normal()
+        kappa = t["omega_iov_CL"] * rng.standard_normal(cycles)
+
+        def p_at(time: float, wts=wts, eta_cl=eta_cl, eta_v1=eta_v1, kappa=kappa) -> dict:
+            c = min(max(int(np.floor(time / 21.0 + 1e-9)), 0), cycles - 1)
+            return {"CL": t["CL"] * (wts[c] / 70.0) ** t["beta_CL_WT"] * np.exp(eta_cl + kappa[c]),
+                    "V1": t["V1"] * np.exp(eta_v1), "Q": t["Q"], "V2": t["V2"]}
+
+        doses = [(21.0 * c, 250.0, 1.0 / 48.0) for c in range(cycles)]
+        times = np.concatenate([21.0 * c + np.array([0.05, 1.0, 7.0, 14.0, 20.9]) for c in range(cycles)])
+        c = simulate_subject("linear", p_at, doses, times, 2, changes=tuple(21.0 * k for k in range(cycles)))
+        dv = c * (1.0 + t["sigma_prop"] * rng.standard_normal(c.shape))
+        recs = _records(i, doses, times, dv)
+        for r in recs:
+            k = min(int(np.floor(r["TIME"] / 21.0 + 1e-9)), cycles - 1)
+            r["WT"] = round(float(wts[k]), 2)
+            r["OCC"] = k + 1
+        rows += recs
     return _table(rows), dict(t)
 
 

@@ -188,6 +188,14 @@ def grid_design(fit: Any, subject: np.ndarray, time: np.ndarray, segment: np.nda
     plan = None
     if fit.design.plan is not None:
         plan = recursion_plan(subject, mat, dz["subject"], dz["time"], fit.design.n_subjects)
+    ode = fit.design.ode
+    if ode is not None:  # the solver's own design on the grid: same doses and parameter segments
+        from poppk.pk.ode import ode_design
+
+        seg = fit.design.segments
+        ode = ode_design(subject, time, dz["subject"], dz["time"], dz["amt"], dz["dur"], dz["oral"],
+                         n_subjects=fit.design.n_subjects,
+                         seg_subject=None if seg is None else seg.subject, seg_time=None if seg is None else seg.time)
     return dataclasses.replace(
         fit.design,
         obs_subject=np.asarray(subject, dtype=np.int64),
@@ -198,6 +206,7 @@ def grid_design(fit: Any, subject: np.ndarray, time: np.ndarray, segment: np.nda
         obs_row=np.full(n, -1, dtype=np.int64),
         doses=mat,
         plan=plan,
+        ode=ode,
         obs_analyte=None if fit.design.obs_analyte is None else (
             np.zeros(n, dtype=np.int64) if analyte is None else np.asarray(analyte, dtype=np.int64)),
     )

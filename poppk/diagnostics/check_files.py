@@ -18,6 +18,7 @@ import pandas as pd
 from poppk import defaults
 from poppk.diagnostics._common import DiagnosticsError
 from poppk.io import atomic_write_text, atomic_writer
+from poppk.model.time_varying import has_time_variation
 
 _LOG = logging.getLogger("poppk.checks")
 
@@ -212,7 +213,7 @@ def write_checks(
     if loo:
         rows = []
         runs = [("subject", "psis"), ("subject", "integrated"), ("observation", "psis")]
-        if not fit.spec.iiv:
+        if not fit.spec.iiv or has_time_variation(fit.spec):  # the η integration covers neither case
             runs.remove(("subject", "integrated"))
         per_subject = None
         for by, method in runs:

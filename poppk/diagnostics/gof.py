@@ -186,11 +186,8 @@ def individual_fit_table(
     rng = np.random.default_rng(seed)
     total = flat_draw_count(fit)
     idx = select_draws(fit, min(max_draws, total), rng)
-    n_sub = design.n_subjects
-    ind = fit.individual_parameters()
-    typ = fit.individual_parameters(typical=True)
-    p_ind = {p: ind[p].values.reshape(total, n_sub)[idx] for p in fit.spec.parameters}
-    p_typ = {p: typ[p].values.reshape(total, n_sub)[idx] for p in fit.spec.parameters}
+    p_ind = fit.parameter_draws(index=idx)
+    p_typ = fit.parameter_draws(typical=True, index=idx)
     ip = predict_draws(fit.spec, gd, p_ind)
     pr = predict_draws(fit.spec, gd, p_typ)
     a = (1 - interval) / 2

@@ -52,6 +52,7 @@ import xarray as xr
 
 from poppk.diagnostics._common import DiagnosticsError
 from poppk.diagnostics.loo_integrated import integrate_subjects
+from poppk.model.time_varying import has_time_variation
 
 __all__ = ["loo", "loo_pointwise", "pareto_k_summary", "compare", "integrated_loglik", "relative_efficiency",
            "with_fields"]
@@ -192,8 +193,8 @@ def loo(
     """
     import arviz as az
 
-    if method is None:
-        method = "integrated" if by == "subject" else "psis"
+    if method is None:  # η integrated per subject, where the integration covers the model's random effects
+        method = "integrated" if by == "subject" and not has_time_variation(fit.spec) else "psis"
     if method not in ("psis", "integrated"):
         raise DiagnosticsError(f"method={method!r}: use 'psis' or 'integrated'")
     integ = None

@@ -246,6 +246,9 @@ def integrate_subjects(
     spec = fit.spec
     if not spec.iiv:
         raise DiagnosticsError("method='integrated' needs random effects; the model has none (use method='psis')")
+    if getattr(spec, "time_varying", ()) or getattr(spec, "iov", ()):
+        raise DiagnosticsError("method='integrated' integrates over η only and does not cover time-varying "
+                               "parameters or occasion effects yet; use method='psis'")
     if int(n_eta) < 2:
         raise DiagnosticsError(f"n_eta={n_eta!r}: use at least 2 η draws per subject (100 is the default)")
     view = fit if data is None else dataclasses.replace(fit, data=data, _design=build_design(spec, data))

@@ -60,18 +60,28 @@ def sample_parameters(
 ) -> dict[str, np.ndarray]:
     """Individual parameters (natural scale) for the flattened draws ``idx``.
 
-    Returns ``{param: array (len(idx), n_subjects)}``: the posterior
-    individual parameters, or with ``new_subjects`` the typical parameters of
-    each subject times ``exp(η)``, η ~ N(0, Ω) drawn afresh per draw and
-    subject.
+    Returns ``{param: array (len(idx), n_subjects)}`` (and the per-segment
+    offsets of time-varying parameters, see :meth:`poppk.model.Fit.parameter_draws`):
+    the posterior individual parameters, or with ``new_subjects`` the typical
+    parameters of each subject times ``exp(η)``, η ~ N(0, Ω) drawn afresh per
+    draw and subject (and occasion effects κ afresh per occasion).
     """
-    total = flat_draw_count(fit)
     n_sub = fit.design.n_subjects
     if not new_subjects:
-        ind = fit.individual_parameters()
-        return {p: ind[p].values.reshape(total, n_sub)[idx] for p in fit.spec.parameters}
-    typ = fit.individual_parameters(typical=True)
-    out = {p: typ[p].values.reshape(total, n_sub)[idx] for p in fit.spec.parameters}
+        return fit.parameter_draws(index=idx)
+    out = fit.parameter_draws(typical=True, index=idx)
+    if fit.spec.iov:  # new occasions too: κ ~ N(0, ω_IOV²) afresh for every (subject, occasion) and draw
+        from poppk.model.parameters import population_draws
+        from poppk.model.time_varying import OFFSETS, varying_parameters
+
+        names = [f"omega_iov_{p}" for p, _ in fit.spec.iov]
+        omega_iov = np.stack([population_draws(fit.spec, fit.idata.posterior, [n])[n][idx] for n in names], -1)
+        kappa = rng.standard_normal((len(idx), fit.design.segments.n_pairs, len(names))) * omega_iov[:, None, :]
+        varying = varying_parameters(fit.spec)
+        offsets = out[OFFSETS].copy()
+        for j, (p, _) in enumerate(fit.spec.iov):
+            offsets[..., varying.index(p)] += kappa[:, fit.design.segments.pair, j]
+        out[OFFSETS] = offsets
     if fit.spec.iiv:
         omega, corr = _omega_draws(fit, idx)
         z = rng.standard_normal((len(idx), n_sub, len(fit.spec.iiv)))

@@ -328,6 +328,11 @@ def make_patient(
             "exposures and dose search assume linear pharmacokinetics; forecast from a model with "
             "elimination='linear'"
         )
+    if getattr(spec, "time_varying", ()) or getattr(spec, "iov", ()):
+        raise ConfigError(
+            "forecasting a patient with time-varying covariates or inter-occasion variability is not supported "
+            "yet (her parameters would change between doses); forecast from a model without time_varying/iov"
+        )
     if getattr(spec, "analytes", ()):
         raise ConfigError(
             f"forecasting a patient with a multi-analyte model ({', '.join(a.name for a in spec.analytes)}) is not "

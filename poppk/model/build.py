@@ -44,6 +44,7 @@ from poppk.model.parameters import log_individual_parameters
 from poppk.model.predict import predict_design, prediction_arrays
 from poppk.model.priors import Prior
 from poppk.model.spec import ModelSpec
+from poppk.model.time_varying import IOV_LATENT, OFFSETS, segment_offsets
 
 __all__ = ["build_model"]
 
@@ -142,6 +143,7 @@ def build_model(
         "obs": np.arange(design.n_obs),
         "iiv": list(spec.iiv),
         "iiv_bis": list(spec.iiv),
+        **(_iov_coords(spec, design) if spec.iov else {}),
     }
 
     def dims(*names: str) -> dict[str, Any]:
@@ -230,6 +232,8 @@ def build_model(
 
         logp = log_individual_parameters(spec, log_tv, betas, covs, eta_map, references=refs)
         params = {p: pt.exp(v) for p, v in logp.items()}
+        if design.segments is not None:
+            params[OFFSETS] = _segment_offsets(pm, pt, spec, design, betas, refs, inputs, shared)
         sigma = {}
         for name in spec.sigma_names:
             prior = _sigma_prior(spec, name, design)
@@ -253,6 +257,32 @@ def build_model(
     model.poppk_init = init  # type: ignore[attr-defined]
     model.poppk_inputs = inputs  # type: ignore[attr-defined]
     return model
+
+
+def _iov_coords(spec: ModelSpec, design: ModelDesign) -> dict[str, list[str]]:
+    """Coordinates of the occasion effects: ``occasion`` (subject:occasion pairs) and ``iov``."""
+    seg = design.segments
+    ids = [str(s) for s in design.subject_ids]
+    return {"occasion": [f"{ids[i]}:{o}" for i, o in zip(seg.pair_subject.tolist(), seg.pair_occasion.tolist())],
+            "iov": [p for p, _ in spec.iov]}
+
+
+def _segment_offsets(pm: Any, pt: Any, spec: ModelSpec, design: ModelDesign, betas: dict[str, Any],
+                     refs: dict[str, Any], inputs: GraphInputs, shared: bool) -> Any:
+    """Per-segment log offsets of the time-varying parameters; adds ω_IOV and the occasion effects."""
+    seg = design.segments
+    kappa = None
+    if spec.iov:
+        omegas = [inputs.scalar(f"omegaiov{p}/value", prior["value"]) if prior.is_fixed
+                  else _prior_rv(pm, f"omega_iov_{p}", prior, inputs, f"omegaiov{p}") for p, prior in spec.iov]
+        kw = {"shape": (seg.n_pairs, len(spec.iov))} if shared else {"dims": ("occasion", "iov")}
+        z = pm.Normal(IOV_LATENT, 0.0, 1.0, **kw)
+        kappa = z * pt.stack(omegas)[None, :]
+    arrays = {"iov/pair": inputs.array("iov_pair", seg.pair, np.int64)}
+    for i, name in enumerate(spec.time_varying):
+        arrays[f"{name}/values"] = inputs.array(f"tv{i}/values", seg.values[name])
+        arrays[f"{name}/baseline"] = inputs.array(f"tv{i}/baseline", seg.baseline[name])
+    return segment_offsets(spec, seg, betas, kappa, references=refs, inputs=arrays)
 
 
 def _mvn_chol_logp(pt: Any, x: Any, chol: Any, k: int) -> Any:

@@ -15,13 +15,18 @@ def describe_spec(spec: Any) -> str:
     """A readable table of the model and every prior with its 90% interval."""
     u = spec.unit
     lines = [
-        f"ModelSpec: {spec.structure} linear PK"
+        f"ModelSpec: {spec.structure} "
+        + ("linear PK" if spec.elimination == "linear" else f"PK with {spec.elimination} elimination (ODE)")
         + (f", first-order absorption{' with lag' if spec.lag else ''}" if spec.absorption else ", IV dosing"),
         f"  residual error: {spec.error}; BLQ: {spec.blq.upper()}; IIV: {', '.join(spec.iiv) or 'none'} "
         f"({spec.iiv_correlation}, {spec.parametrization})",
         *([f"  analytes: {spec.analytes[0].name} (DVID {spec.analytes[0].dvid})"
            + "".join(f", {a.name} (DVID {a.dvid}) formed from {a.source} × {a.scale:g}" for a in spec.analytes[1:])]
           if spec.analytes else []),
+        *([f"  per record (value carried forward from its record's time): {', '.join(spec.time_varying)}"]
+          if spec.time_varying else []),
+        *([f"  inter-occasion variability on {', '.join(p for p, _ in spec.iov)}, occasions from column "
+           f"{spec.occasion}"] if spec.iov else []),
         "",
         f"  {'quantity':<22}{'prior':<38}{'90% prior interval':<24}unit",
     ]
@@ -45,6 +50,8 @@ def describe_spec(spec: Any) -> str:
         row(SIZE_FRACTION, spec.size_fraction, "f of IBW+f·(TBW-IBW): 0 IBW, 0.4 AIBW, 1 TBW")
     for k, p in spec.omega:
         row(f"omega_{k}", p, "SD of eta (log scale)")
+    for k, p in spec.iov:
+        row(f"omega_iov_{k}", p, "SD of kappa per occasion (log scale)")
     if spec.iiv_correlation == "full":
         lines.append(f"  {'corr(eta)':<22}{f'lkj(eta={spec.lkj_eta:g})':<38}")
     sig = dict(spec.sigma)

@@ -31,6 +31,7 @@ from poppk.model.elimination import uses_ode
 from poppk.model.parameters import base_key, covariate_columns
 from poppk.model.spec import ModelSpec
 from poppk.model.time_unit import resolve_time_unit
+from poppk.model.time_varying import SegmentTable, has_time_variation, segment_table
 from poppk.pk import padded_dose_matrix
 from poppk.pk.ode import OdeDesign, ode_design
 from poppk.pk.recursion import recursion_plan
@@ -64,7 +65,12 @@ class ModelDesign:
     ode
         The observations and doses grouped by subject for the ODE solver
         (:func:`poppk.pk.ode.ode_design`) when the spec's elimination is not
-        linear (then ``plan`` is ``None``); ``None`` otherwise.
+        linear or parameters change over time (then ``plan`` is ``None``);
+        ``None`` otherwise.
+    segments
+        Each subject's parameter segments when the spec has time-varying
+        covariates or occasions (:func:`poppk.model.time_varying.segment_table`);
+        ``None`` otherwise.
     """
 
     subject_ids: np.ndarray
@@ -80,6 +86,7 @@ class ModelDesign:
     plan: Any = field(default=None, repr=False)
     obs_analyte: np.ndarray | None = field(default=None, repr=False)
     ode: OdeDesign | None = field(default=None, repr=False)
+    segments: SegmentTable | None = field(default=None, repr=False)
 
     @property
     def n_subjects(self) -> int:
@@ -217,8 +224,9 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
                 )
     lloq = obs["LLOQ"].to_numpy(dtype=float)
     lloq = np.where(np.isfinite(lloq), lloq, 0.0)
+    segments = segment_table(spec, data, subjects, covs) if has_time_variation(spec) else None
     ode = _ode_design(spec, doses, obs_subject, obs["TIME"].to_numpy(dtype=float), dose_subject, oral,
-                      len(subjects)) if uses_ode(spec) else None
+                      len(subjects), segments) if uses_ode(spec) else None
     return ModelDesign(
         subject_ids=subjects,
         obs_subject=obs_subject,
@@ -235,11 +243,13 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
         else None,
         obs_analyte=analyte,
         ode=ode,
+        segments=segments,
     )
 
 
 def _ode_design(spec: ModelSpec, doses: Any, obs_subject: np.ndarray, obs_time: np.ndarray,
-                dose_subject: np.ndarray, oral: np.ndarray, n_subjects: int) -> OdeDesign:
+                dose_subject: np.ndarray, oral: np.ndarray, n_subjects: int,
+                segments: SegmentTable | None = None) -> OdeDesign:
     """The ODE solver's design; refuses what it does not integrate (steady-state records).
 
     A dose at the time of an observation counts for it (the solver's rule),
@@ -250,15 +260,21 @@ def _ode_design(spec: ModelSpec, doses: Any, obs_subject: np.ndarray, obs_time: 
         bad = doses.loc[ss != 0].iloc[0]
         raise ModelSpecError(
             f"row {int(bad['ROW'])}: steady-state dose record (SS={int(bad['SS'])}), but "
-            f"elimination={spec.elimination!r} is integrated by the ODE solver, which starts every subject "
+            f"{_why_ode(spec)} is integrated by the ODE solver, which starts every subject "
             "empty; give the doses that lead to steady state explicitly (ADDL/II with SS=0), or use "
             "elimination='linear'"
         )
     if "SEGMENT" in doses and (doses["SEGMENT"].to_numpy() != 0).any():
         raise ModelSpecError(
-            f"elimination={spec.elimination!r}: the dataset has reset records (EVID 3/4), which the ODE "
+            f"{_why_ode(spec)}: the dataset has reset records (EVID 3/4), which the ODE "
             "solver does not model; split such subjects or use elimination='linear'"
         )
     return ode_design(obs_subject, obs_time, dose_subject, doses["TIME"].to_numpy(dtype=float),
                       doses["AMT"].to_numpy(dtype=float), doses["DUR"].to_numpy(dtype=float), oral,
-                      n_subjects=n_subjects)
+                      n_subjects=n_subjects, seg_subject=None if segments is None else segments.subject,
+                      seg_time=None if segments is None else segments.time)
+
+
+def _why_ode(spec: ModelSpec) -> str:
+    """What sends a spec to the ODE solver, for messages."""
+    return f"elimination={spec.elimination!r}" if spec.elimination != "linear" else "a model with time-varying parameters"

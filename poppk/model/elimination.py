@@ -68,8 +68,10 @@ _PARAMS = {
 
 
 def uses_ode(spec: Any) -> bool:
-    """True when ``spec`` is integrated by the ODE solver (any elimination but ``"linear"``)."""
-    return getattr(spec, "elimination", "linear") != "linear"
+    """True when ``spec`` is integrated by the ODE solver: any elimination but ``"linear"``, or
+    parameters that change over time (time-varying covariates, inter-occasion variability)."""
+    return (getattr(spec, "elimination", "linear") != "linear" or bool(getattr(spec, "time_varying", ()))
+            or bool(getattr(spec, "iov", ())))
 
 
 def elimination_parameters(names: tuple[str, ...], elimination: str) -> tuple[str, ...]:
@@ -97,9 +99,10 @@ def check_elimination(spec: Any) -> None:
     elim = spec.elimination
     if elim not in ELIMINATION_MODELS:
         raise ModelSpecError(f"elimination {elim!r} is not one of {ELIMINATION_MODELS}")
-    if elim == "linear":
+    if not uses_ode(spec):
         return
-    where = f"elimination={elim!r} (integrated by the ODE solver)"
+    where = (f"elimination={elim!r}" if elim != "linear" else "time-varying parameters (time_varying/iov)") \
+        + " (integrated by the ODE solver)"
     if spec.structure not in ("1cmt", "2cmt"):
         raise ModelSpecError(f"{where} supports structure '1cmt' or '2cmt', got {spec.structure!r}; "
                              "use elimination='linear' for a 3-compartment model")

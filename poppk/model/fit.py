@@ -33,6 +33,7 @@ from poppk.model.analytes import error_terms
 from poppk.model.parameters import log_individual_parameters, population_draws, sigma_values
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
+from poppk.model.time_varying import IOV_LATENT, OFFSETS, kappa_draws, segment_offsets
 from poppk.model.time_unit import resolve_time_unit
 
 __all__ = ["Fit", "fit", "load_fit", "population_variables"]
@@ -43,6 +44,7 @@ def population_variables(spec: ModelSpec) -> list[str]:
     names = [p for p, prior in spec.typical if not prior.is_fixed]
     names += [name for name, prior in spec.coefficients if not prior.is_fixed]
     names += [f"omega_{p}" for p, prior in spec.omega if not prior.is_fixed]
+    names += [f"omega_iov_{p}" for p, prior in spec.iov if not prior.is_fixed]
     given = dict(spec.sigma)
     names += [f"sigma_{k}" for k in spec.sigma_names if not (k in given and given[k].is_fixed)]
     return names
@@ -179,6 +181,33 @@ class Fit:
             ds[p].attrs["units"] = self.spec.unit.get(p, "")
         return ds
 
+    def parameter_draws(self, *, typical: bool = False, index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-draw inputs of the predictions: ``{param: (n, n_subjects)}``, flattened over chains.
+
+        With time-varying parameters it also holds the per-segment log offsets
+        under :data:`~poppk.model.time_varying.OFFSETS`, ``(n, n_segments,
+        n_varying)``: the time-varying covariates' terms and, unless
+        ``typical``, the occasion effects κ.
+
+        Parameters
+        ----------
+        typical
+            The typical (PRED) parameters: η = 0 and κ = 0.
+        index
+            Flattened (chain, draw) indices to keep (default: all draws).
+        """
+        ind = self.individual_parameters(typical=typical)
+        n_sub = self.design.n_subjects
+        sel = slice(None) if index is None else np.asarray(index)
+        out = {p: ind[p].values.reshape(-1, n_sub)[sel] for p in self.spec.parameters}
+        if self.design.segments is not None:
+            values = population_draws(self.spec, self.idata.posterior, [n for n, _ in self.spec.coefficients])
+            betas = {k: v[sel][:, None] for k, v in values.items()}
+            kappa = None if typical else kappa_draws(self.spec, self.idata.posterior, None if index is None
+                                                     else np.asarray(index))
+            out[OFFSETS] = segment_offsets(self.spec, self.design.segments, betas, kappa)
+        return out
+
     def eta(self) -> xr.DataArray:
         """Posterior random effects η (log scale), dims ``chain, draw, id, iiv``."""
         ind = self.individual_parameters()
@@ -195,15 +224,16 @@ class Fit:
         thin
             Keep every ``thin``-th draw (predictions are ``draws × n_obs``).
         """
-        ind = self.individual_parameters().isel(draw=slice(None, None, thin))
-        typ = self.individual_parameters(typical=True).isel(draw=slice(None, None, thin))
-        nc, nd = ind.sizes["chain"], ind.sizes["draw"]
+        post = self.idata.posterior
+        draws = np.arange(post.sizes["draw"])[::thin]
+        nc, nd = post.sizes["chain"], draws.size
+        index = (np.arange(nc)[:, None] * post.sizes["draw"] + draws[None, :]).reshape(-1)
         out = {}
-        for name, ds in (("ipred", ind), ("pred", typ)):
-            params = {p: ds[p].values.reshape(nc * nd, -1) for p in self.spec.parameters}
-            pred = predict_draws(self.spec, self.design, params)
+        for name, typical in (("ipred", False), ("pred", True)):
+            pred = predict_draws(self.spec, self.design, self.parameter_draws(typical=typical, index=index))
             out[name] = (("chain", "draw", "obs"), pred.reshape(nc, nd, -1))
-        return xr.Dataset(out, coords={"chain": ind.chain.values, "draw": ind.draw.values, "obs": np.arange(self.design.n_obs)})
+        return xr.Dataset(out, coords={"chain": post.chain.values, "draw": post.draw.values[draws],
+                                       "obs": np.arange(self.design.n_obs)})
 
     def sigma_draws(self) -> dict[str, np.ndarray]:
         """Residual-error magnitudes per draw, flattened over chains."""
@@ -212,9 +242,9 @@ class Fit:
 
     def pointwise_loglik(self) -> xr.DataArray:
         """Log-likelihood of every observation per draw (M3 for BLQ), dims ``chain, draw, obs``."""
-        ind = self.individual_parameters()
-        nc, nd = ind.sizes["chain"], ind.sizes["draw"]
-        params = {p: ind[p].values.reshape(nc * nd, -1) for p in self.spec.parameters}
+        post = self.idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        params = self.parameter_draws()
         sig = self.sigma_draws()
         d = self.design
 
@@ -228,7 +258,7 @@ class Fit:
 
         vals = predict_draws(self.spec, d, params, transform=ll)
         return xr.DataArray(vals.reshape(nc, nd, -1), dims=("chain", "draw", "obs"),
-                            coords={"chain": ind.chain.values, "draw": ind.draw.values, "obs": np.arange(d.n_obs)},
+                            coords={"chain": post.chain.values, "draw": post.draw.values, "obs": np.arange(d.n_obs)},
                             name="y")
 
     def add_log_likelihood(self) -> None:
@@ -386,7 +416,7 @@ def fit(
             ip["z"] = np.zeros((design.n_subjects, len(spec.iiv)))
         else:
             ip["z"] = init.eta / np.array([init.omega[p] for p in spec.iiv])[None, :]
-    var_names = population_variables(spec) + (["theta"] if spec.iiv else [])
+    var_names = population_variables(spec) + (["theta"] if spec.iiv else []) + ([IOV_LATENT] if spec.iov else [])
     if spec.iiv_correlation == "full":
         var_names.append("omega_corr")
     t1 = time.perf_counter()
@@ -511,6 +541,15 @@ def _tidy_idata(idata: Any, spec: ModelSpec, design: ModelDesign, var_names: lis
     post = post[keep]
     if "theta" in post:
         post = post.assign_coords(id=[str(s) for s in design.subject_ids], iiv=list(spec.iiv))
+    if IOV_LATENT in post:  # occasion effects: (subject:occasion pair, parameter)
+        z = post[IOV_LATENT]
+        extra = [d for d in z.dims if d not in ("chain", "draw")]
+        post = post.rename({old: new for old, new in zip(extra, ("occasion", "iov")) if old != new})
+        seg = design.segments
+        ids = [str(s) for s in design.subject_ids]
+        post = post.assign_coords(
+            occasion=[f"{ids[i]}:{o}" for i, o in zip(seg.pair_subject.tolist(), seg.pair_occasion.tolist())],
+            iov=[p for p, _ in spec.iov])
     idata.posterior = post
     obs_coord = {"obs": np.arange(design.n_obs)}
     observed = xr.Dataset({"y": (("obs",), design.dv)}, coords=obs_coord)

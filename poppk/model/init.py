@@ -43,6 +43,7 @@ from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import base_key, covariate_log_effect, log_individual_parameters
 from poppk.model.predict import predict_design
 from poppk.model.spec import SIZE_FRACTION, ModelSpec
+from poppk.model.time_varying import OFFSETS, segment_offsets
 
 __all__ = ["LaplaceInit", "laplace_init"]
 
@@ -100,7 +101,10 @@ def _individual(spec: ModelSpec, design: ModelDesign, log_tv, betas, eta) -> dic
     eta_map = {p: eta[:, j] for j, p in enumerate(spec.iiv)}
     logp = log_individual_parameters(spec, log_tv, betas, design.covariates, eta_map)
     n = design.n_subjects
-    return {p: np.exp(np.broadcast_to(np.asarray(v, dtype=float), (n,))) for p, v in logp.items()}
+    out = {p: np.exp(np.broadcast_to(np.asarray(v, dtype=float), (n,))) for p, v in logp.items()}
+    if design.segments is not None:  # time-varying covariates at the current coefficients, no occasion effect
+        out[OFFSETS] = segment_offsets(spec, design.segments, {k: float(np.asarray(b)) for k, b in betas.items()})
+    return out
 
 
 def _predict(spec, design, log_tv, betas, eta) -> np.ndarray:

@@ -216,6 +216,7 @@ def population_draws(spec: ModelSpec, posterior: Any, names: Any = None) -> dict
 
     given = dict(spec.sigma)
     priors = {**dict(spec.typical), **dict(spec.coefficients), **{f"omega_{p}": pr for p, pr in spec.omega},
+              **{f"omega_iov_{p}": pr for p, pr in getattr(spec, "iov", ())},
               **{f"sigma_{k}": given.get(k) for k in spec.sigma_names}}
     wanted = list(priors) if names is None else list(names)
     unknown = [w for w in wanted if w not in priors]

@@ -18,8 +18,9 @@ import numpy as np
 
 from poppk.errors import ModelSpecError
 from poppk.model.design import ModelDesign
-from poppk.model.elimination import ODE_ATOL, ODE_MAX_STEPS, ODE_RTOL
+from poppk.model.elimination import ODE_ATOL, ODE_MAX_STEPS, ODE_RTOL, uses_ode
 from poppk.model.spec import ModelSpec
+from poppk.model.time_varying import OFFSETS, varying_parameters
 from poppk.pk import concentration
 from poppk.pk.recursion import concentration_recursive, plan_arrays
 
@@ -46,8 +47,9 @@ def prediction_arrays(design: ModelDesign) -> dict[str, np.ndarray]:
 def prediction_structure(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
     """What in ``design`` shapes the prediction graph beyond array sizes (recursion width,
     steady-state, infusion and oral terms): part of a compiled model's key."""
-    if design.ode is not None or spec.elimination != "linear":
-        return ("ode", spec.elimination, spec.n_cmt, design.ode is not None and design.ode.has_oral)
+    if design.ode is not None or uses_ode(spec):
+        return ("ode", spec.elimination, spec.n_cmt, design.ode is not None and design.ode.has_oral,
+                varying_parameters(spec))
     formed = tuple((f.source, f.scale) for f in spec.formation)
     if design.plan is not None:
         plan = design.plan
@@ -71,7 +73,10 @@ def predict_design(
         The design.
     params
         ``{name: per-subject values}`` with the subject axis last (NumPy arrays
-        may have leading dimensions, e.g. draws), natural scale.
+        may have leading dimensions, e.g. draws), natural scale.  A spec with
+        time-varying parameters also needs the per-segment log offsets under
+        :data:`~poppk.model.time_varying.OFFSETS`, ``(..., n_segments,
+        n_varying)``.
     arrays
         PyTensor variables standing for :func:`prediction_arrays` (graph inputs);
         ``design`` then only decides the structure (:func:`prediction_structure`).
@@ -80,7 +85,7 @@ def predict_design(
     -------
     Array of shape ``(..., n_obs)``.
     """
-    if spec.elimination != "linear" or design.ode is not None:
+    if uses_ode(spec) or design.ode is not None:
         return _predict_ode(spec, design, params, arrays)
     formation = spec.formation
     analyte = None
@@ -129,16 +134,21 @@ def _predict_ode(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any]
     from poppk.pk.ode import parameter_names
 
     ode = design.ode
-    if ode is None or spec.elimination == "linear":
-        raise ModelSpecError(f"the spec's elimination is {spec.elimination!r} but the design was built for "
-                             f"{'an ODE' if ode is not None else 'a linear'} model; build it with "
-                             "build_design(spec, data) for this spec")
+    if ode is None or not uses_ode(spec):
+        raise ModelSpecError(f"the spec is {'not ' if not uses_ode(spec) else ''}integrated by the ODE solver but "
+                             f"the design was built for {'an ODE' if ode is not None else 'a closed-form'} model; "
+                             "build it with build_design(spec, data) for this spec")
     names = parameter_names(spec.n_cmt, spec.elimination, ode.has_oral)
     missing = [n for n in names if n not in params]
     if missing:
         raise ModelSpecError(f"predictions of this model need parameters {names}; missing {missing}")
+    varying = varying_parameters(spec)
+    if varying and OFFSETS not in params:
+        raise ModelSpecError(f"the model's parameters {varying} change over time: predictions need their "
+                             f"per-segment log offsets under {OFFSETS!r} (Fit.parameter_draws gives them)")
+    offsets = params.get(OFFSETS) if varying else None
     tensor = arrays is not None or any(not isinstance(params[n], (np.ndarray, float, int, np.floating))
-                                       for n in names)
+                                       for n in names) or (offsets is not None and not isinstance(offsets, np.ndarray))
     if tensor:
         import pytensor.tensor as pt
 
@@ -149,27 +159,37 @@ def _predict_ode(spec: ModelSpec, design: ModelDesign, params: Mapping[str, Any]
               else (getattr(ode, k) for k in _ODE_ARRAYS))]
         n_sub = a[0].shape[0] - 1
         theta = pt.stack([pt.broadcast_to(pt.as_tensor_variable(params[n]), (n_sub,)) for n in names], axis=1)
-        op = OdeConcentration(spec.n_cmt, spec.elimination, ode.has_oral, ODE_RTOL, ODE_ATOL, ODE_MAX_STEPS)
-        return op(theta, np.zeros((ode.n_segments, 0)), *a)[0]
-    return _solve_draws(spec, ode, names, params)
+        op = OdeConcentration(spec.n_cmt, spec.elimination, ode.has_oral, ODE_RTOL, ODE_ATOL, ODE_MAX_STEPS,
+                              varying)
+        return op(theta, np.zeros((ode.n_segments, 0)) if offsets is None else offsets, *a)[0]
+    return _solve_draws(spec, ode, names, params, varying, offsets)
 
 
-def _solve_draws(spec: ModelSpec, ode: Any, names: tuple[str, ...], params: Mapping[str, Any]) -> np.ndarray:
+def _solve_draws(spec: ModelSpec, ode: Any, names: tuple[str, ...], params: Mapping[str, Any],
+                 varying: tuple[str, ...], offsets: Any) -> np.ndarray:
     """NumPy concentrations ``(..., n_obs)`` for parameters ``(..., n_subjects)``, one solve per draw."""
-    from poppk.pk.ode import run_solver, slot_matrix, solver_arguments
+    from poppk.pk.ode import run_solver, slot_matrix, solver_arguments, varying_columns
 
     vals = [np.asarray(params[n], dtype=np.float64) for n in names]
-    lead = np.broadcast_shapes(*[v.shape[:-1] if v.ndim else () for v in vals])
+    shapes = [v.shape[:-1] if v.ndim else () for v in vals]
+    if offsets is not None:
+        offsets = np.asarray(offsets, dtype=np.float64)
+        shapes.append(offsets.shape[:-2])
+    lead = np.broadcast_shapes(*shapes)
     cols = [np.broadcast_to(v if v.ndim else v[None], lead + (ode.n_subjects,)).reshape(-1, ode.n_subjects)
             for v in vals]
+    off = None if offsets is None else np.broadcast_to(offsets, lead + offsets.shape[-2:]).reshape(
+        (-1,) + offsets.shape[-2:])
+    tv = varying_columns(names, varying)
     pidx, lower = solver_arguments(names)
     n = cols[0].shape[0] if cols else 1
     out = np.empty((n, ode.n_obs))
     for d in range(n):
         theta = np.stack([c[d] for c in cols], axis=1)
         conc, _, _, status = run_solver(ode, slot_matrix(theta, pidx), pidx, lower, n_cmt=spec.n_cmt,
-                                     elimination=spec.elimination, rtol=ODE_RTOL, atol=ODE_ATOL,
-                                     max_steps=ODE_MAX_STEPS, jacobian=False)
+                                        elimination=spec.elimination, rtol=ODE_RTOL, atol=ODE_ATOL,
+                                        max_steps=ODE_MAX_STEPS, jacobian=False,
+                                        offsets=None if off is None else off[d], varying=tv)
         for i in np.flatnonzero(status != 0):
             conc[ode.obs_out[ode.obs_ptr[i]:ode.obs_ptr[i + 1]]] = np.nan
         out[d] = conc

@@ -23,6 +23,7 @@ from poppk.model.analytes import Analyte, analyte_parameters, analyte_sigma_name
 from poppk.model.elimination import check_elimination, elimination_parameters, elimination_units
 from poppk.model.effects import SIZE_COLUMNS, SIZE_FRACTION, CovariateEffect, _as_prior
 from poppk.model.priors import Prior
+from poppk.model.time_varying import normalise_time_variation
 from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
 
 __all__ = [
@@ -178,6 +179,16 @@ class ModelSpec:
         (CL, TDA > 0, KDES: clearance falling over time), integrated by the
         ODE solver (1-2 compartments, no lag, analytes or steady-state doses;
         :mod:`poppk.model.elimination`).
+    time_varying
+        Covariate effects evaluated on each record instead of at baseline, by
+        effect name (``"beta_CL_WT"``) or covariate column (``"WT"``: all its
+        effects); values hold from their record's time on.
+    iov, occasion
+        Parameters with inter-occasion variability (names, or ``{name:
+        prior}`` of ω_IOV, default ``HalfNormal(0.3)``), and the column giving
+        each record's occasion (default ``"OCC"``).  Time variation makes the
+        parameters piecewise constant, integrated by the ODE solver
+        (:mod:`poppk.model.time_varying`).
     """
 
     structure: str = "2cmt"
@@ -198,6 +209,9 @@ class ModelSpec:
     size_fraction: Any = None
     analytes: Any = ()
     elimination: str = "linear"
+    time_varying: tuple[str, ...] = ()
+    iov: Any = ()
+    occasion: str = "OCC"
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
@@ -251,6 +265,10 @@ class ModelSpec:
             if c.name in seen:
                 raise ModelSpecError(f"covariate effect {c.covariate} on {c.parameter} is given twice")
             seen.add(c.name)
+        tv, iov, occasion = normalise_time_variation(self)
+        object.__setattr__(self, "time_varying", tv)
+        object.__setattr__(self, "iov", iov)
+        object.__setattr__(self, "occasion", occasion)
 
         iiv = tuple(str(p) for p in self.iiv)
         object.__setattr__(self, "iiv", iiv)
@@ -550,6 +568,8 @@ class ModelSpec:
             **({"size_fraction": self.size_fraction.to_dict()} if self.size_fraction is not None else {}),
             **({"analytes": [a.to_dict() for a in self.analytes]} if self.analytes else {}),
             **({"elimination": self.elimination} if self.elimination != "linear" else {}),
+            **({"time_varying": list(self.time_varying)} if self.time_varying else {}),
+            **({"iov": {p: pr.to_dict() for p, pr in self.iov}, "occasion": self.occasion} if self.iov else {}),
         }
 
     @classmethod
@@ -566,6 +586,8 @@ class ModelSpec:
             kw["covariates"] = tuple(CovariateEffect.from_dict(c) for c in kw["covariates"])
         if "iiv" in kw:
             kw["iiv"] = tuple(kw["iiv"])
+        if "time_varying" in kw:
+            kw["time_varying"] = tuple(kw["time_varying"])
         return cls(**kw)
 
     def to_json(self) -> str:

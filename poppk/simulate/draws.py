@@ -57,6 +57,12 @@ def _check_resolved(spec: ModelSpec) -> None:
             "pharmacokinetics (exposures proportional to the dose, closed forms) and does not cover it yet; "
             "simulate from a model with elimination='linear'"
         )
+    if getattr(spec, "iov", ()):
+        raise ModelSpecError(
+            f"the model has inter-occasion variability on {[p for p, _ in spec.iov]}: simulating dosing "
+            "strategies draws one set of parameters per virtual patient and would leave it out; simulate from "
+            "the model without iov (time-varying covariates are fine: virtual patients keep their values)"
+        )
 
 
 @dataclass(frozen=True, eq=False)
