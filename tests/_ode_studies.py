@@ -62,9 +62,17 @@ def simulate_subject(kind: str, p, doses: list[tuple[float, float, float]], time
     return np.maximum(np.array([out[t] for t in times]), 0.0)  # LSODA can undershoot 0 by ~1e-15
 
 
-def simulate_mm(seed: int, n_per_dose: int = 8, dose_levels=(10.0, 100.0, 1000.0)) -> tuple[pd.DataFrame, dict]:
+#: LLOQ (mg/L) of the Michaelis–Menten study.  ``simulate_subject`` integrates with atol 1e-12 on
+#: the amounts, so below ~1e-10 mg/L its concentrations are its own error (down to values clipped
+#: to 0): with proportional error such a record reads as a -100% residual.  Records below are BLQ (M3).
+MM_LLOQ = 1e-10
+
+
+def simulate_mm(seed: int, n_per_dose: int = 8, dose_levels=(10.0, 100.0, 1000.0),
+                lloq: float | None = MM_LLOQ) -> tuple[pd.DataFrame, dict]:
     """1-cmt IV Michaelis–Menten study: 3 dose levels (KM·V1 = 20 mg; the top one saturates),
-    a 1-h infusion every 24 h for 3 days, 8 samples per subject, 10% proportional error."""
+    a 1-h infusion every 24 h for 3 days, 8 samples per subject, 10% proportional error;
+    observations below ``lloq`` are BLQ (``None``: no LLOQ column)."""
     rng = np.random.default_rng(seed)
     t = MM_TRUTH
     rows = []
@@ -78,7 +86,7 @@ def simulate_mm(seed: int, n_per_dose: int = 8, dose_levels=(10.0, 100.0, 1000.0
             doses = [(d, dose, 1.0) for d in (0.0, 24.0, 48.0)]
             c = simulate_subject("mm", p, doses, times, 1)
             dv = c * (1.0 + t["sigma_prop"] * rng.standard_normal(c.shape))
-            rows += _records(i, doses, times, dv)
+            rows += _records(i, doses, times, dv, lloq)
     return _table(rows), dict(t)
 
 
@@ -138,11 +146,17 @@ def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
     return _table(rows), dict(t)
 
 
-def _records(i: int, doses: list[tuple[float, float, float]], times: np.ndarray, dv: np.ndarray) -> list[dict]:
-    """NONMEM records of subject ``i``: its infusions ``(time, amount, duration)`` and observations."""
+def _records(i: int, doses: list[tuple[float, float, float]], times: np.ndarray, dv: np.ndarray,
+             lloq: float | None = None) -> list[dict]:
+    """NONMEM records of subject ``i``: its infusions ``(time, amount, duration)`` and observations
+    (with ``BLQ`` and ``LLOQ`` columns when ``lloq`` is given: DV < LLOQ is BLQ)."""
     rows = [{"ID": i, "TIME": d0, "AMT": amt, "RATE": amt / dur, "EVID": 1, "MDV": 1, "DV": np.nan}
             for d0, amt, dur in doses]
-    return rows + [{"ID": i, "TIME": tt, "AMT": 0.0, "RATE": 0.0, "EVID": 0, "MDV": 0, "DV": y}
+
+    def cens(y: float) -> dict:
+        return {} if lloq is None else {"BLQ": int(y < lloq), "LLOQ": float(lloq)}
+
+    return rows + [{"ID": i, "TIME": tt, "AMT": 0.0, "RATE": 0.0, "EVID": 0, "MDV": 0, "DV": y, **cens(y)}
                    for tt, y in zip(times, dv)]
 
 

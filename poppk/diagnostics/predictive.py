@@ -202,10 +202,12 @@ def prior_fit(fit: Any = None, *, spec: Any = None, data: Any = None, n_draws: i
     if k:  # placeholder θ (typical parameters use none), replaced by prior draws of the subjects below
         pop = pop.assign(theta=(("chain", "draw", "id", "iiv"), np.zeros((1, int(n_draws), len(ids), k))))
         pop = pop.assign_coords(id=ids, iiv=list(spec.iiv))
-    if spec.iov:  # standardised occasion effects of the observed subjects' occasions, from their N(0, 1) prior
+    if spec.iov:  # occasion effects of the observed subjects' occasions: κ ~ N(0, ω_IOV²), ω_IOV from its prior
         seg = design.segments
         z = np.random.default_rng([int(seed), 1]).standard_normal((1, int(n_draws), seg.n_pairs, len(spec.iov)))
-        pop = pop.assign(z_iov=(("chain", "draw", "occasion", "iov"), z)).assign_coords(
+        omega = np.stack([pop[f"omega_iov_{p}"].values if f"omega_iov_{p}" in pop else
+                          np.full((1, int(n_draws)), float(prior["value"])) for p, prior in spec.iov], axis=-1)
+        pop = pop.assign(kappa=(("chain", "draw", "occasion", "iov"), z * omega[:, :, None, :])).assign_coords(
             occasion=[f"{ids[i]}:{o}" for i, o in zip(seg.pair_subject.tolist(), seg.pair_occasion.tolist())],
             iov=[p for p, _ in spec.iov])
     import arviz as az

@@ -44,7 +44,7 @@ from poppk.model.parameters import log_individual_parameters
 from poppk.model.predict import predict_design, prediction_arrays
 from poppk.model.priors import Prior
 from poppk.model.spec import ModelSpec
-from poppk.model.time_varying import IOV_LATENT, OFFSETS, segment_offsets
+from poppk.model.time_varying import IOV_EFFECT, IOV_LATENT, OFFSETS, segment_offsets
 
 __all__ = ["build_model"]
 
@@ -233,7 +233,7 @@ def build_model(
         logp = log_individual_parameters(spec, log_tv, betas, covs, eta_map, references=refs)
         params = {p: pt.exp(v) for p, v in logp.items()}
         if design.segments is not None:
-            params[OFFSETS] = _segment_offsets(pm, pt, spec, design, betas, refs, inputs, shared)
+            params[OFFSETS] = _segment_offsets(pm, pt, spec, design, betas, refs, inputs, shared, init)
         sigma = {}
         for name in spec.sigma_names:
             prior = _sigma_prior(spec, name, design)
@@ -268,16 +268,30 @@ def _iov_coords(spec: ModelSpec, design: ModelDesign) -> dict[str, list[str]]:
 
 
 def _segment_offsets(pm: Any, pt: Any, spec: ModelSpec, design: ModelDesign, betas: dict[str, Any],
-                     refs: dict[str, Any], inputs: GraphInputs, shared: bool) -> Any:
-    """Per-segment log offsets of the time-varying parameters; adds ω_IOV and the occasion effects."""
+                     refs: dict[str, Any], inputs: GraphInputs, shared: bool, init: LaplaceInit | None) -> Any:
+    """Per-segment log offsets of the time-varying parameters; adds ω_IOV and the occasion effects κ.
+
+    κ = s·z with s the conditional SD of each κ at the Laplace-EM estimates
+    (:attr:`LaplaceInit.iov_scale`), its N(0, ω_IOV²) density a potential: centred where
+    an occasion's data determine κ, non-centred where they do not.  Without an init
+    (``parametrization="noncentered"``) κ = ω_IOV·z.
+    """
     seg = design.segments
     kappa = None
     if spec.iov:
         omegas = [inputs.scalar(f"omegaiov{p}/value", prior["value"]) if prior.is_fixed
                   else _prior_rv(pm, f"omega_iov_{p}", prior, inputs, f"omegaiov{p}") for p, prior in spec.iov]
-        kw = {"shape": (seg.n_pairs, len(spec.iov))} if shared else {"dims": ("occasion", "iov")}
-        z = pm.Normal(IOV_LATENT, 0.0, 1.0, **kw)
-        kappa = z * pt.stack(omegas)[None, :]
+        omega = pt.stack(omegas)[None, :]
+        dims = {"shape": (seg.n_pairs, len(spec.iov))} if shared else {"dims": ("occasion", "iov")}
+        scale = None if init is None else init.iov_scale
+        if scale is None:
+            z = pm.Normal(IOV_LATENT, 0.0, 1.0, **dims)
+            kappa = z * omega
+        else:
+            z = pm.Flat(IOV_LATENT, **dims)
+            kappa = inputs.array("iov_scale", scale) * z
+            pm.Potential("iov_density", pm.logp(pm.Normal.dist(0.0, omega), kappa).sum())
+        pm.Deterministic(IOV_EFFECT, kappa, **({} if shared else {"dims": ("occasion", "iov")}))
     arrays = {"iov/pair": inputs.array("iov_pair", seg.pair, np.int64)}
     for i, name in enumerate(spec.time_varying):
         arrays[f"{name}/values"] = inputs.array(f"tv{i}/values", seg.values[name])

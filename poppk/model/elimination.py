@@ -54,8 +54,13 @@ ELIMINATION_MODELS = ("linear", "michaelis-menten", "linear+michaelis-menten", "
 
 #: Relative tolerance of the ODE solver inside the likelihood (far below any residual error).
 ODE_RTOL = 1e-6
-#: Absolute tolerance, as a fraction of the subject's largest dose.
-ODE_ATOL = 1e-9
+#: Absolute tolerance, as a fraction of the subject's largest dose.  Under proportional (or
+#: exponential) error an observation at 1e-15 of the peak weighs as much as one at the peak, so
+#: predictions and their sensitivities must be resolved far below any concentration in the data:
+#: at 1e-9, on Michaelis-Menten seed 3 of benchmarks/bench_ode_fit.py (a subject observed down to
+#: ~1e-15 mg/L), the gradient was 10-40% off the log density's own slope, NUTS warm-up shrank the
+#: step size to ~1e-3-1e-4 and every draw ran to the maximum tree depth.  ~10-20% more steps.
+ODE_ATOL = 1e-15
 #: Step attempts allowed per subject and evaluation; beyond, the point is rejected (NaN).
 ODE_MAX_STEPS = 4000
 

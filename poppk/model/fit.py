@@ -33,7 +33,7 @@ from poppk.model.analytes import error_terms
 from poppk.model.parameters import log_individual_parameters, population_draws, sigma_values
 from poppk.model.predict import predict_draws
 from poppk.model.spec import ModelSpec
-from poppk.model.time_varying import IOV_LATENT, OFFSETS, kappa_draws, segment_offsets
+from poppk.model.time_varying import IOV_EFFECT, OFFSETS, kappa_draws, segment_offsets
 from poppk.model.time_unit import resolve_time_unit
 
 __all__ = ["Fit", "fit", "load_fit", "population_variables"]
@@ -157,6 +157,9 @@ class Fit:
 
     def individual_parameters(self, *, typical: bool = False) -> xr.Dataset:
         """Posterior individual parameters (natural scale), dims ``chain, draw, id``.
+
+        With time-varying covariates or occasion effects these are the values at
+        baseline (κ = 0); :meth:`parameter_draws` adds each segment's offsets.
 
         Parameters
         ----------
@@ -416,7 +419,7 @@ def fit(
             ip["z"] = np.zeros((design.n_subjects, len(spec.iiv)))
         else:
             ip["z"] = init.eta / np.array([init.omega[p] for p in spec.iiv])[None, :]
-    var_names = population_variables(spec) + (["theta"] if spec.iiv else []) + ([IOV_LATENT] if spec.iov else [])
+    var_names = population_variables(spec) + (["theta"] if spec.iiv else []) + ([IOV_EFFECT] if spec.iov else [])
     if spec.iiv_correlation == "full":
         var_names.append("omega_corr")
     t1 = time.perf_counter()
@@ -541,8 +544,8 @@ def _tidy_idata(idata: Any, spec: ModelSpec, design: ModelDesign, var_names: lis
     post = post[keep]
     if "theta" in post:
         post = post.assign_coords(id=[str(s) for s in design.subject_ids], iiv=list(spec.iiv))
-    if IOV_LATENT in post:  # occasion effects: (subject:occasion pair, parameter)
-        z = post[IOV_LATENT]
+    if IOV_EFFECT in post:  # occasion effects: (subject:occasion pair, parameter)
+        z = post[IOV_EFFECT]
         extra = [d for d in z.dims if d not in ("chain", "draw")]
         post = post.rename({old: new for old, new in zip(extra, ("occasion", "iov")) if old != new})
         seg = design.segments

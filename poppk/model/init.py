@@ -43,7 +43,7 @@ from poppk.model.likelihood import observation_loglik
 from poppk.model.parameters import base_key, covariate_log_effect, log_individual_parameters
 from poppk.model.predict import predict_design
 from poppk.model.spec import SIZE_FRACTION, ModelSpec
-from poppk.model.time_varying import OFFSETS, segment_offsets
+from poppk.model.time_varying import OFFSETS, segment_offsets, varying_parameters
 
 __all__ = ["LaplaceInit", "laplace_init"]
 
@@ -95,6 +95,7 @@ class LaplaceInit:
     history: list[float] = field(default_factory=list, repr=False)
     info: np.ndarray | None = field(default=None, repr=False)
     prior_precision: np.ndarray | None = field(default=None, repr=False)
+    iov_scale: np.ndarray | None = field(default=None, repr=False)
 
 
 def _individual(spec: ModelSpec, design: ModelDesign, log_tv, betas, eta) -> dict[str, np.ndarray]:
@@ -427,4 +428,48 @@ def laplace_init(spec: ModelSpec, design: ModelDesign, *, max_iter: int = 30, to
         history=history,
         info=info,
         prior_precision=prior_prec,
+        iov_scale=_iov_scale(spec, design, log_tv, betas, eta, sigma),
     )
+
+
+def _iov_scale(spec, design, log_tv, betas, eta, sigma) -> np.ndarray | None:
+    """The conditional SD of each occasion effect, ``(n_pairs, n_iov)``: ``1/sqrt(I + 1/ω0²)``.
+
+    ``I`` is the Gauss–Newton information of the pair's observations about its κ
+    (finite differences of the predictions at the Laplace-EM estimates), ``ω0`` the
+    central value of the ω_IOV prior.  The model scales κ by it (κ = s·z), so that z
+    is about N(0, 1) whether an occasion's data pin its κ down (centred) or not
+    (non-centred).  ``None`` without IOV.
+    """
+    seg = design.segments
+    if not spec.iov or seg is None:
+        return None
+    params = _individual(spec, design, log_tv, betas, eta)
+    f0 = np.asarray(predict_design(spec, design, params))
+    _, w = _residual_weights(spec, design, f0, sigma)
+    varying = varying_parameters(spec)
+    # pairs of different subjects are perturbed together: the q-th pair of every subject at once
+    rank = np.zeros(seg.n_pairs, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for k, i in enumerate(seg.pair_subject.tolist()):
+        rank[k] = seen.get(i, 0)
+        seen[i] = rank[k] + 1
+    obs_pair_of = {(int(i), int(q)): k for k, (i, q) in enumerate(zip(seg.pair_subject, rank))}
+    info = np.zeros((seg.n_pairs, len(spec.iov)))
+    for j, (p, _) in enumerate(spec.iov):
+        col = varying.index(p)
+        for q in range(int(rank.max(initial=-1)) + 1):
+            moved = np.isin(seg.pair, np.flatnonzero(rank == q))
+            off = np.array(params[OFFSETS], dtype=float)
+            off[moved, col] += _FD_STEP
+            jac = (np.asarray(predict_design(spec, design, {**params, OFFSETS: off})) - f0) / _FD_STEP
+            if spec.error == "exponential":
+                jac = jac / np.maximum(f0, 1e-12)
+            per_subject = np.bincount(design.obs_subject, weights=np.nan_to_num((jac * w) ** 2),
+                                      minlength=design.n_subjects)
+            for i in range(design.n_subjects):
+                k = obs_pair_of.get((i, q))
+                if k is not None:
+                    info[k, j] = per_subject[i]
+    omega0 = np.array([prior.point() for _, prior in spec.iov])
+    return 1.0 / np.sqrt(info + 1.0 / omega0[None, :] ** 2)

@@ -5,7 +5,9 @@ non-missing value).  ``ModelSpec(time_varying=...)`` opts covariate effects in
 to their value *on each record*, and ``ModelSpec(iov=..., occasion="OCC")``
 adds inter-occasion variability (IOV): a random effect κ per subject and
 occasion (e.g. dosing cycle) on the named parameters,
-``log P_i(t) = log P_i + κ_{i,occ(t)}``, κ ~ N(0, ω_IOV²), non-centred.
+``log P_i(t) = log P_i + κ_{i,occ(t)}``, κ ~ N(0, ω_IOV²), sampled as κ = s·z
+with s each κ's conditional SD at the Laplace-EM estimates (centred where an
+occasion's data determine κ, non-centred where they do not).
 
 Both make the parameters piecewise constant in time.  Each subject's record
 times where any time-varying value or the occasion changes start a new
@@ -41,6 +43,7 @@ from poppk.model.priors import Prior
 __all__ = [
     "OFFSETS",
     "IOV_LATENT",
+    "IOV_EFFECT",
     "SegmentTable",
     "has_time_variation",
     "normalise_time_variation",
@@ -52,8 +55,10 @@ __all__ = [
 
 #: Key of the per-segment log offsets ``(..., n_segments, n_varying)`` in a parameter mapping.
 OFFSETS = "segment_offset"
-#: Posterior variable of the standardised occasion effects ``(pair, iov)``; κ = ω_IOV · z.
+#: Sampled variable of the standardised occasion effects ``(pair, iov)`` (not kept in the posterior).
 IOV_LATENT = "z_iov"
+#: Posterior variable of the occasion effects κ, dims ``(occasion, iov)``.
+IOV_EFFECT = "kappa"
 #: Default prior of an IOV standard deviation (log scale): 90% below ≈ 0.49.
 DEFAULT_IOV_PRIOR = Prior.halfnormal(0.3)
 
@@ -318,17 +323,11 @@ def segment_offsets(spec: Any, segments: SegmentTable, betas: Mapping[str, Any],
 
 
 def kappa_draws(spec: Any, posterior: Any, index: np.ndarray | None = None) -> np.ndarray | None:
-    """κ per flattened draw, ``(n, n_pairs, n_iov)``, from ``z_iov`` and ``omega_iov_<p>``; ``None`` without IOV."""
+    """κ per flattened draw, ``(n, n_pairs, n_iov)``, from the posterior's ``kappa``; ``None`` without IOV."""
     if not spec.iov:
         return None
-    from poppk.model.parameters import population_draws
-
     dims = ("chain", "draw")
-    z = posterior[IOV_LATENT]
-    z = z.transpose(*dims, *[d for d in z.dims if d not in dims]).values
-    z = z.reshape((-1,) + z.shape[2:])
-    names = [f"omega_iov_{p}" for p, _ in spec.iov]
-    omega = np.stack([population_draws(spec, posterior, [n])[n] for n in names], axis=-1)
-    if index is not None:
-        z, omega = z[index], omega[index]
-    return z * omega[:, None, :]
+    k = posterior[IOV_EFFECT]
+    k = k.transpose(*dims, *[d for d in k.dims if d not in dims]).values
+    k = k.reshape((-1,) + k.shape[2:])
+    return k if index is None else k[index]

@@ -130,7 +130,7 @@ def test_mm_with_large_km_reproduces_the_linear_likelihood():
     c_mm = predict_design(mm, d_mm, {"VMAX": 5.0 * km, "KM": km, "V1": v1})
     c_lin = predict_design(lin, d_lin, {"CL": 5.0, "V1": v1})
     np.testing.assert_allclose(c_mm, c_lin, rtol=1e-4, atol=1e-6 * c_lin.max())
-    # below ~1e-9 of a dose per volume the solver's absolute tolerance (ODE_ATOL) governs, far below any LLOQ
+    # below ~1e-15 of a dose per volume the solver's absolute tolerance (ODE_ATOL) governs, far below any LLOQ
     keep = c_lin > 1e-6 * c_lin.max()
     c_mm, c_lin = c_mm[keep], c_lin[keep]
     dv = c_lin * (1.0 + 0.1 * np.random.default_rng(0).standard_normal(c_lin.shape))
