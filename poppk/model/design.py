@@ -224,6 +224,7 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
                 )
     lloq = obs["LLOQ"].to_numpy(dtype=float)
     lloq = np.where(np.isfinite(lloq), lloq, 0.0)
+    _warn_nonpositive_dv(spec, obs, analyte)
     segments = segment_table(spec, data, subjects, covs) if has_time_variation(spec) else None
     ode = _ode_design(spec, doses, obs_subject, obs["TIME"].to_numpy(dtype=float), dose_subject, oral,
                       len(subjects), segments) if uses_ode(spec) else None
@@ -278,3 +279,30 @@ def _ode_design(spec: ModelSpec, doses: Any, obs_subject: np.ndarray, obs_time: 
 def _why_ode(spec: ModelSpec) -> str:
     """What sends a spec to the ODE solver, for messages."""
     return f"elimination={spec.elimination!r}" if spec.elimination != "linear" else "a model with time-varying parameters"
+
+
+def _warn_nonpositive_dv(spec: ModelSpec, obs: Any, analyte: np.ndarray | None) -> None:
+    """Warn about quantified observations ≤ 0 under a relative (proportional or exponential) error.
+
+    Such a record is a −100% residual (or log 0): it weighs like any other and drags σ up;
+    a concentration of 0 is nearly always one below the limit of quantification.
+    """
+    import warnings
+
+    from poppk.errors import DataWarning
+
+    kinds = [spec.error] + [a.error for a in spec.analytes[1:]] if spec.analytes else [spec.error]
+    dv = obs["DV"].to_numpy(dtype=float)
+    bad = (~obs["BLQ"].to_numpy(dtype=bool)) & (dv <= 0)
+    if analyte is not None:
+        relative = np.array([k in ("proportional", "exponential") for k in kinds])
+        bad &= relative[np.clip(analyte, 0, len(kinds) - 1)]
+    elif spec.error not in ("proportional", "exponential"):
+        return
+    if bad.any():
+        rows = obs["ROW"].to_numpy()[bad]
+        warnings.warn(
+            f"{int(bad.sum())} quantified observation(s) have DV <= 0 under a {spec.error} error model (rows "
+            f"{', '.join(str(int(r)) for r in rows[:10])}{', ...' if rows.size > 10 else ''}): each is a -100% "
+            "residual that inflates sigma; record them as BLQ (BLQ=1 with their LLOQ) so M3 treats them as "
+            "censored, or use a combined error model", DataWarning, stacklevel=3)
