@@ -144,7 +144,11 @@ def test_model_gradient_flows_through_the_offsets() -> None:
     data = read_nonmem(df, time_unit="day")
     spec = tv_spec().resolved(data.covariates)
     d = build_design(spec, data)
-    model = build_model(spec, design=d, init=laplace_init(spec, d))
+    init = laplace_init(spec, d)
+    # each κ's scale is its conditional SD: below the prior's central ω where its occasion has data
+    omega0 = spec.iov[0][1].point()
+    assert init.iov_scale.shape == (d.segments.n_pairs, 1) and np.all(init.iov_scale < 0.9 * omega0)
+    model = build_model(spec, design=d, init=init)
     assert {"z_iov", "omega_iov_CL", "beta_CL_WT"} <= {v.name for v in model.free_RVs}
     logp = model.logp()
     wrt = [model.rvs_to_values[model["beta_CL_WT"]], model.rvs_to_values[model["z_iov"]]]
