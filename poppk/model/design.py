@@ -36,7 +36,7 @@ from poppk.pk import padded_dose_matrix
 from poppk.pk.ode import OdeDesign, ode_design
 from poppk.pk.recursion import recursion_plan
 
-__all__ = ["ModelDesign", "build_design"]
+__all__ = ["ModelDesign", "build_design", "warn_nonpositive_dv"]
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,6 @@ def build_design(spec: ModelSpec, data: Any, *, max_doses: int | None = None, fa
                 )
     lloq = obs["LLOQ"].to_numpy(dtype=float)
     lloq = np.where(np.isfinite(lloq), lloq, 0.0)
-    _warn_nonpositive_dv(spec, obs, analyte)
     segments = segment_table(spec, data, subjects, covs) if has_time_variation(spec) else None
     ode = _ode_design(spec, doses, obs_subject, obs["TIME"].to_numpy(dtype=float), dose_subject, oral,
                       len(subjects), segments) if uses_ode(spec) else None
@@ -281,28 +280,26 @@ def _why_ode(spec: ModelSpec) -> str:
     return f"elimination={spec.elimination!r}" if spec.elimination != "linear" else "a model with time-varying parameters"
 
 
-def _warn_nonpositive_dv(spec: ModelSpec, obs: Any, analyte: np.ndarray | None) -> None:
+def warn_nonpositive_dv(spec: ModelSpec, design: ModelDesign) -> None:
     """Warn about quantified observations ≤ 0 under a relative (proportional or exponential) error.
 
     Such a record is a −100% residual (or log 0): it weighs like any other and drags σ up;
-    a concentration of 0 is nearly always one below the limit of quantification.
+    a concentration of 0 is nearly always one below the limit of quantification.  Called by
+    :func:`poppk.model.fit` on the data it fits (designs of prediction grids hold DV = 0).
     """
     import warnings
 
     from poppk.errors import DataWarning
 
-    kinds = [spec.error] + [a.error for a in spec.analytes[1:]] if spec.analytes else [spec.error]
-    dv = obs["DV"].to_numpy(dtype=float)
-    bad = (~obs["BLQ"].to_numpy(dtype=bool)) & (dv <= 0)
-    if analyte is not None:
-        relative = np.array([k in ("proportional", "exponential") for k in kinds])
-        bad &= relative[np.clip(analyte, 0, len(kinds) - 1)]
-    elif spec.error not in ("proportional", "exponential"):
-        return
+    kinds = [spec.error] + [a.error or spec.error for a in spec.analytes[1:]]
+    relative = np.array([k in ("proportional", "exponential") for k in kinds])
+    analyte = np.zeros(design.n_obs, dtype=np.int64) if design.obs_analyte is None else design.obs_analyte
+    bad = ~design.blq & (design.dv <= 0) & relative[np.clip(analyte, 0, len(kinds) - 1)]
     if bad.any():
-        rows = obs["ROW"].to_numpy()[bad]
+        rows = design.obs_row[bad]
         warnings.warn(
-            f"{int(bad.sum())} quantified observation(s) have DV <= 0 under a {spec.error} error model (rows "
+            f"{int(bad.sum())} quantified observation(s) have DV <= 0 under a relative error model "
+            f"({', '.join(sorted(set(k for k in kinds if k in ('proportional', 'exponential'))))}; rows "
             f"{', '.join(str(int(r)) for r in rows[:10])}{', ...' if rows.size > 10 else ''}): each is a -100% "
             "residual that inflates sigma; record them as BLQ (BLQ=1 with their LLOQ) so M3 treats them as "
             "censored, or use a combined error model", DataWarning, stacklevel=3)

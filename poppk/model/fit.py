@@ -25,7 +25,7 @@ from poppk import defaults
 from poppk.errors import FitError, ModelSpecError
 from poppk.model.build import build_model
 from poppk.model.convergence import ConvergenceReport, check_convergence
-from poppk.model.design import ModelDesign, build_design
+from poppk.model.design import ModelDesign, build_design, warn_nonpositive_dv
 from poppk.model.elimination import uses_ode
 from poppk.model.init import laplace_init
 from poppk.model.likelihood import observation_loglik
@@ -403,6 +403,7 @@ def fit(
     t0 = time.perf_counter()
     spec = resolve_time_unit(spec.resolved(data.covariates), data)  # the fit records the unit
     design = build_design(spec, data)
+    warn_nonpositive_dv(spec, design)
     init = laplace_init(spec, design)
     timings["init_s"] = time.perf_counter() - t0
     ip: dict[str, Any] = {f"log_{p}": v for p, v in init.log_typical.items()}

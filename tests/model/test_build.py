@@ -41,7 +41,7 @@ def test_sum_by_subject_equals_the_one_hot_product_in_any_order():
 
 
 def test_a_zero_concentration_under_relative_error_is_flagged_with_its_row():
-    """DV = 0 under proportional error is a -100% residual: the design warns and names the row;
+    """DV = 0 under proportional error is a -100% residual: fit() warns and names the row;
     the same record flagged BLQ, or under a combined error model, gives no warning."""
     import warnings
 
@@ -51,16 +51,20 @@ def test_a_zero_concentration_under_relative_error_is_flagged_with_its_row():
     from poppk.data import read_nonmem
     from poppk.errors import DataWarning
     from poppk.model import ModelSpec, build_design
+    from poppk.model.design import warn_nonpositive_dv
+
+    def check(spec, data):
+        warn_nonpositive_dv(spec, build_design(spec, data))
 
     df = pd.DataFrame({"ID": [1, 1, 1, 1], "TIME": [0.0, 1.0, 2.0, 30.0], "AMT": [100.0, 0, 0, 0],
                        "EVID": [1, 0, 0, 0], "MDV": [1, 0, 0, 0], "DV": [np.nan, 5.0, 4.0, 0.0]})
     prop = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL",), error="proportional",
                      units={"time": "h"})
-    with pytest.warns(DataWarning, match=r"DV <= 0 under a proportional error model \(rows 4\)"):
-        build_design(prop, read_nonmem(df))
+    with pytest.warns(DataWarning, match=r"DV <= 0 under a relative error model \(proportional; rows 4\)"):
+        check(prop, read_nonmem(df))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
-        build_design(ModelSpec(**{**{k: getattr(prop, k) for k in ("structure", "typical", "iiv", "units")},
-                                  "error": "combined"}), read_nonmem(df))
+        check(ModelSpec(**{**{k: getattr(prop, k) for k in ("structure", "typical", "iiv", "units")},
+                           "error": "combined"}), read_nonmem(df))
         blq = df.assign(BLQ=[0, 0, 0, 1], LLOQ=[np.nan, 0.1, 0.1, 0.1])
-        build_design(prop, read_nonmem(blq))
+        check(prop, read_nonmem(blq))
