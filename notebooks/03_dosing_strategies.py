@@ -180,7 +180,7 @@ summarize_strategies(weekly, reference="5 mg/kg TBW")[["median_exposure_median",
 
 # %%
 tox = fit_exposure_toxicity(fit, "AE_OCULAR", "cmax_c1", n_pk_draws=50 if QUICK else 200,
-                            draws=300 if QUICK else 1000, tune=300 if QUICK else 1000, seed=2)
+                            draws=150 if QUICK else 1000, tune=150 if QUICK else 1000, seed=2)
 predict_incidence(tox, sim, reference="5 mg/kg TBW", ci=0.95).round(3)
 
 # %% [markdown]

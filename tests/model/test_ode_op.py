@@ -101,7 +101,7 @@ def test_verify_grad_with_time_varying_parameters() -> None:
                 [theta, off], rng=np.random.default_rng(3), eps=1e-6, rel_tol=1e-5, abs_tol=1e-8)
 
 
-@pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA"])
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
 def test_time_varying_values_and_gradient_match_the_solver(mode: str) -> None:
     design = ode_design(**OBS, **DOSES, **SEGMENTS)
     names = parameter_names(2, "linear")
