@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from poppk.errors import ConfigError, DatasetError, DataWarning
+from poppk.model.elimination import uses_ode
 from poppk.simulate.draws import draw_subset
 from poppk.simulate.exposure import DOSE_LINEAR_METRICS, ExposurePlan, compute_exposures, metric_units
 from poppk.simulate.schedule import Schedule, convert_time
@@ -97,6 +98,11 @@ def trial_exposures(
     """
     if metric not in DOSE_LINEAR_METRICS:
         raise ConfigError(f"metric must be one of {DOSE_LINEAR_METRICS}, got {metric!r}")
+    if uses_ode(fit.spec):
+        raise ConfigError(
+            "the trial subjects' exposures are computed in closed form from one parameter set per subject "
+            "and draw; a model with nonlinear elimination, time-varying covariates or occasion effects is not "
+            "covered yet (fit the exposure-toxicity model on a fit without them)")
     ind = fit.individual_parameters()
     ind = ind.stack(sample=("chain", "draw")).transpose("sample", "id")
     idx = draw_subset(ind.sizes["sample"], n_draws, [int(seed), 2])

@@ -175,7 +175,7 @@ def test_model_gradient_flows_through_the_offsets() -> None:
         assert g_z[k, 0] == pytest.approx((at("z_iov", e) - at("z_iov", -e)) / (2 * h), rel=1e-4, abs=1e-6)
 
 
-def test_simulation_forecast_and_integrated_loo_refuse_what_they_do_not_cover() -> None:
+def test_simulation_forecast_and_exposure_toxicity_refuse_what_they_do_not_cover() -> None:
     from poppk.errors import ConfigError
     from poppk.forecast.patient import make_patient
     from poppk.simulate.draws import _check_resolved
@@ -186,3 +186,9 @@ def test_simulation_forecast_and_integrated_loo_refuse_what_they_do_not_cover() 
     _check_resolved(tv_spec(iov=()))  # time-varying covariates alone: virtual patients keep their values
     with pytest.raises(ConfigError, match="time-varying covariates or inter-occasion variability"):
         make_patient(spec, {"WT": 70.0})
+    from types import SimpleNamespace
+
+    from poppk.simulate.toxicity import trial_exposures
+
+    with pytest.raises(ConfigError, match="closed form from one parameter set per subject"):
+        trial_exposures(SimpleNamespace(spec=tv_spec(iov=())), "cmax_c1")
