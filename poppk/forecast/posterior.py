@@ -371,6 +371,10 @@ def individual_posterior(
     """
     draws, sigma = population_draws(fit, n_draws, seed)
     spec = draws.spec
+    if getattr(spec, "time_varying", ()) or getattr(spec, "iov", ()):
+        raise ConfigError("forecasting from a model with time-varying covariates or inter-occasion variability "
+                          "is not supported yet (her parameters would change between doses); forecast from a "
+                          "model without time_varying/iov")
     if int(n_samples) < 1:
         raise ConfigError(f"n_samples must be >= 1, got {n_samples!r}")
     S, k, J = draws.n, len(spec.iiv), int(n_samples)

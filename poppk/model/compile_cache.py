@@ -96,6 +96,9 @@ def structure_key(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
         bool(design.has_blq),
         len(design.covariates),
         prediction_structure(spec, design),
+        # which effects are evaluated per record, by position (graph inputs tv{i} follow this order), and IOV
+        tuple([c.name for c in spec.covariates].index(name) for name in spec.time_varying),
+        tuple((p, fam(pr)) for p, pr in spec.iov),
     )
 
 

@@ -208,7 +208,9 @@ class Fit:
             betas = {k: v[sel][:, None] for k, v in values.items()}
             kappa = None if typical else kappa_draws(self.spec, self.idata.posterior, None if index is None
                                                      else np.asarray(index))
-            out[OFFSETS] = segment_offsets(self.spec, self.design.segments, betas, kappa)
+            off = segment_offsets(self.spec, self.design.segments, betas, kappa)
+            n = next(iter(out.values())).shape[0]
+            out[OFFSETS] = np.broadcast_to(off, (n,) + off.shape[-2:]).copy()  # a draw axis even if none varies
         return out
 
     def eta(self) -> xr.DataArray:

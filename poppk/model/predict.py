@@ -221,13 +221,16 @@ def predict_draws(
     ndarray of shape ``(n_draws, n_obs)`` (or whatever ``transform`` returns,
     concatenated along axis 0).
     """
-    n = max((np.shape(v)[0] for v in params.values() if np.ndim(v) >= 1), default=1)
+    def has_draws(k: str, v: Any) -> bool:  # offsets (segments × varying) have a draw axis only as 3-D
+        return np.ndim(v) >= (3 if k == OFFSETS else 1)
+
+    n = max((np.shape(v)[0] for k, v in params.items() if has_draws(k, v)), default=1)
     per_draw = max(design.n_obs * design.doses["dt"].shape[1], 1)
     step = max(1, chunk_elements // per_draw)
     out = []
     for start in range(0, n, step):
         sl = slice(start, min(n, start + step))
-        chunk = {k: (v[sl] if np.ndim(v) >= 1 else v) for k, v in params.items()}
+        chunk = {k: (v[sl] if has_draws(k, v) else v) for k, v in params.items()}
         pred = np.asarray(predict_design(spec, design, chunk))
         out.append(transform(pred, sl) if transform is not None else pred)
     return np.concatenate(out, axis=0)

@@ -192,3 +192,54 @@ def test_simulation_forecast_and_exposure_toxicity_refuse_what_they_do_not_cover
 
     with pytest.raises(ConfigError, match="closed form from one parameter set per subject"):
         trial_exposures(SimpleNamespace(spec=tv_spec(iov=())), "cmax_c1")
+
+
+def test_occasion_effects_alone_keep_a_draw_axis_and_new_subjects_draw_new_kappa() -> None:
+    """IOV without time-varying covariates: the typical (PRED) offsets are 0 on every segment and
+    still carry a draw axis, so chunked predictions and new-subject simulations line up."""
+    import arviz as az
+    import xarray as xr
+
+    from poppk.diagnostics.simulate import sample_parameters
+    from poppk.model.fit import Fit
+    from poppk.model.predict import predict_draws
+
+    df, _ = simulate_tv(4, n_subjects=5, cycles=3)
+    data = read_nonmem(df, time_unit="day")
+    spec = tv_spec(covariates=(), time_varying=()).resolved(data.covariates)
+    d = build_design(spec, data)
+    n_chain, n_draw, n_pair = 1, 2, d.segments.n_pairs  # fewer draws than segments
+    rng = np.random.default_rng(0)
+    post = xr.Dataset({
+        **{f"log_{p}": (("chain", "draw"), np.full((n_chain, n_draw), np.log(v))) for p, v in TYPICAL.items()},
+        **{p: (("chain", "draw"), np.full((n_chain, n_draw), v)) for p, v in TYPICAL.items()},
+        "omega_CL": (("chain", "draw"), np.full((n_chain, n_draw), 0.3)),
+        "omega_V1": (("chain", "draw"), np.full((n_chain, n_draw), 0.2)),
+        "omega_iov_CL": (("chain", "draw"), np.full((n_chain, n_draw), 0.2)),
+        "sigma_prop": (("chain", "draw"), np.full((n_chain, n_draw), 0.1)),
+        "theta": (("chain", "draw", "id", "iiv"), np.log(np.tile([0.5, 2.0], (n_chain, n_draw, d.n_subjects, 1)))),
+        "kappa": (("chain", "draw", "occasion", "iov"), rng.normal(0.0, 0.2, (n_chain, n_draw, n_pair, 1))),
+    }, coords={"chain": [0], "draw": np.arange(n_draw), "id": [str(s) for s in d.subject_ids],
+               "iiv": ["CL", "V1"]})
+    fit = Fit(idata=az.InferenceData(posterior=post), spec=spec, data=data, _design=d)
+    typ = fit.parameter_draws(typical=True)
+    assert typ[OFFSETS].shape == (n_draw, d.segments.n_segments, 1) and np.all(typ[OFFSETS] == 0.0)
+    pred = predict_draws(spec, d, typ, chunk_elements=1)  # one draw per chunk
+    assert pred.shape == (n_draw, d.n_obs) and np.all(np.isfinite(pred))
+    ind = fit.parameter_draws()
+    np.testing.assert_allclose(ind[OFFSETS][:, :, 0], post["kappa"].values[0][:, d.segments.pair, 0])
+    new = sample_parameters(fit, np.arange(n_draw), new_subjects=True, rng=np.random.default_rng(1))
+    assert new[OFFSETS].shape == typ[OFFSETS].shape and np.all(new[OFFSETS] != 0.0)
+
+
+def test_the_compile_key_tells_which_effects_vary() -> None:
+    from poppk.model.compile_cache import structure_key
+
+    df, _ = simulate_tv(5, n_subjects=3, cycles=2)
+    data = read_nonmem(df, time_unit="day")
+    effects = (CovariateEffect("CL", "WT", reference=70.0), CovariateEffect("V1", "WT", reference=70.0))
+    keys = set()
+    for tv in (("beta_CL_WT",), ("beta_V1_WT",), ("beta_CL_WT", "beta_V1_WT"), ("beta_V1_WT", "beta_CL_WT")):
+        spec = tv_spec(covariates=effects, time_varying=tv).resolved(data.covariates)
+        keys.add(structure_key(spec, build_design(spec, data)))
+    assert len(keys) == 4
