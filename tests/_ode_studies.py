@@ -146,6 +146,59 @@ def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
     return _table(rows), dict(t)
 
 
+def reference_concentrations(p_of_t, n_cmt: int, elimination: str, oral: bool, obs_t, d_t, d_amt, d_dur, d_oral,
+               breaks) -> np.ndarray:
+    """Concentrations at ``obs_t`` from LSODA (rtol 1e-11) on the compartment equations written out
+    here, with the parameters ``p_of_t(t)`` constant between ``breaks`` (any elimination of
+    ``poppk.pk.ode``, 1-2 compartments, a depot when ``oral``); the tests' reference for the
+    ODE solver."""
+    ns = n_cmt + (1 if oral else 0)
+    t_first = d_t[0]
+
+    def rhs(t, y, rate, p):
+        c = y[0] / p["V1"]
+        el = 0.0
+        if elimination in ("linear", "linear+michaelis-menten"):
+            el += p["CL"] * c
+        if elimination == "time-dependent":
+            el += p["CL"] * (1.0 + p["TDA"] * np.exp(-p["KDES"] * max(t - t_first, 0.0))) * c
+        if "michaelis-menten" in elimination:
+            el += p["VMAX"] * c / (p["KM"] + c)
+        dy = np.zeros(ns)
+        dy[0] = rate - el
+        if n_cmt == 2:
+            flow = p["Q"] * (c - y[1] / p["V2"])
+            dy[0] -= flow
+            dy[1] = flow
+        if oral:
+            dy[0] += p["KA"] * y[-1]
+            dy[-1] = -p["KA"] * y[-1]
+        return dy
+
+    ends = d_t + d_dur
+    points = np.unique(np.concatenate([obs_t, d_t, ends[d_dur > 0], [b for b in breaks if np.isfinite(b)]]))
+    y = np.zeros(ns)
+    at = {}
+    for k, t0 in enumerate(points):
+        bolus = (d_t == t0) & (d_dur == 0)
+        y[0] += d_amt[bolus & ~d_oral].sum()
+        if oral:
+            y[-1] += d_amt[bolus & d_oral].sum()
+        at[t0] = y[0] / p_of_t(t0)["V1"]
+        if k + 1 == len(points):
+            break
+        t1 = points[k + 1]
+        on = (d_dur > 0) & (d_t <= t0) & (ends >= t1)
+        rate = float(np.sum(d_amt[on] / d_dur[on]))
+        if rate == 0 and not np.any(y):
+            continue
+        sol = solve_ivp(rhs, (t0, t1), y, method="LSODA", rtol=1e-11, atol=1e-13 * d_amt.max(),
+                        args=(rate, p_of_t(t0)))
+        assert sol.success, sol.message
+        y = sol.y[:, -1]
+    return np.array([at[t] for t in obs_t])
+
+
 def _records(i: int, doses: list[tuple[float, float, float]], times: np.ndarray, dv: np.ndarray,
              lloq: float | None = None) -> list[dict]:
     """NONMEM records of subject ``i``: its infusions ``(time, amount, duration)`` and observations

@@ -3,7 +3,7 @@
 - linear elimination against the closed-form kernel (poppk.pk.concentration
   on the dose matrix of poppk.pk.padded_dose_matrix);
 - Michaelis–Menten and time-dependent clearance against scipy's solve_ivp
-  (LSODA, tight tolerances) on equations written out here, independently;
+  (LSODA, tight tolerances) on equations written out in tests/_ode_studies.py, independently;
 - the forward sensitivities against central finite differences;
 - the Michaelis–Menten limit KM >> C (linear with CL = VMAX/KM);
 - bad input raises errors that say what is valid.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
+from _ode_studies import reference_concentrations
 
 from poppk.errors import DatasetError, ModelSpecError
 from poppk.pk import concentration, padded_dose_matrix
@@ -138,47 +138,12 @@ def test_observation_order_and_interleaving_are_kept() -> None:
 
 
 # ---------------------------------------------------------------------------
-# (b) nonlinear elimination against solve_ivp (Radau), equations written out here
+# (b) nonlinear elimination against solve_ivp (LSODA), equations written out in tests/_ode_studies.py
 # ---------------------------------------------------------------------------
 def reference(p: dict, n_cmt: int, elimination: str, obs_t: np.ndarray, d_t, d_amt, d_dur) -> np.ndarray:
-    cl = p.get("CL", 0.0)
-    t_first = d_t[0]
-
-    def rhs(t, y, rate):
-        c = y[0] / p["V1"]
-        el = 0.0
-        if elimination in ("linear", "linear+michaelis-menten"):
-            el += cl * c
-        if elimination == "time-dependent":
-            el += cl * (1.0 + p["TDA"] * np.exp(-p["KDES"] * max(t - t_first, 0.0))) * c
-        if "michaelis-menten" in elimination:
-            el += p["VMAX"] * c / (p["KM"] + c)
-        dy = np.zeros_like(y)
-        dy[0] = rate - el
-        if n_cmt == 2:
-            flow = p["Q"] * (c - y[1] / p["V2"])
-            dy[0] -= flow
-            dy[1] = flow
-        return dy
-
-    ends = d_t + d_dur
-    points = np.unique(np.concatenate([obs_t, d_t, ends[d_dur > 0]]))
-    y = np.zeros(n_cmt)
-    at = {}
-    for k, t0 in enumerate(points):
-        y = y + np.array([d_amt[(d_t == t0) & (d_dur == 0)].sum()] + [0.0] * (n_cmt - 1))
-        at[t0] = y[0] / p["V1"]
-        if k + 1 == len(points):
-            break
-        t1 = points[k + 1]
-        on = (d_dur > 0) & (d_t <= t0) & (ends >= t1)
-        rate = float(np.sum(d_amt[on] / d_dur[on]))
-        if rate == 0 and not np.any(y):
-            continue
-        sol = solve_ivp(rhs, (t0, t1), y, method="LSODA", rtol=1e-11, atol=1e-13 * d_amt.max(), args=(rate,))
-        assert sol.success, sol.message
-        y = sol.y[:, -1]
-    return np.array([at[t] for t in obs_t])
+    """LSODA on equations written out in ``tests/_ode_studies.py``, constant parameters, IV doses."""
+    return reference_concentrations(lambda _t: p, n_cmt, elimination, False, obs_t, d_t, d_amt, d_dur,
+                                    np.zeros(len(d_t), bool), ())
 
 
 @pytest.mark.parametrize("n_cmt", [1, 2])

@@ -1,6 +1,6 @@
 """Piecewise-constant parameters in the ODE solver (time-varying covariates, occasions).
 
-- concentrations against scipy's solve_ivp (LSODA) on equations written out here,
+- concentrations against scipy's solve_ivp (LSODA) on equations written out in tests/_ode_studies.py,
   with the parameters switched at the segment start times, on random designs
   (boluses, infusions, oral doses; changes at, between and before events);
 - a one-compartment bolus with CL changing once against its formula;
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
+
+from _ode_studies import reference_concentrations
 
 from poppk.errors import DatasetError, ModelSpecError
 from poppk.pk.ode import ode_design, parameter_names, solve_ode
@@ -63,54 +64,14 @@ def _params(rng: np.random.Generator, n_sub: int, names: tuple[str, ...]) -> np.
     return np.stack([p[n] for n in names], axis=1)
 
 
-def _reference(p_of_t, n_cmt: int, elimination: str, oral: bool, obs_t, d_t, d_amt, d_dur, d_oral,
-               breaks) -> np.ndarray:
-    """Concentrations from LSODA with the parameters ``p_of_t(t)`` constant between ``breaks``."""
-    ns = n_cmt + (1 if oral else 0)
-    t_first = d_t[0]
-
-    def rhs(t, y, rate, p):
-        c = y[0] / p["V1"]
-        el = 0.0
-        if elimination in ("linear", "linear+michaelis-menten"):
-            el += p["CL"] * c
-        if elimination == "time-dependent":
-            el += p["CL"] * (1.0 + p["TDA"] * np.exp(-p["KDES"] * max(t - t_first, 0.0))) * c
-        if "michaelis-menten" in elimination:
-            el += p["VMAX"] * c / (p["KM"] + c)
-        dy = np.zeros(ns)
-        dy[0] = rate - el
-        if n_cmt == 2:
-            flow = p["Q"] * (c - y[1] / p["V2"])
-            dy[0] -= flow
-            dy[1] = flow
-        if oral:
-            dy[0] += p["KA"] * y[-1]
-            dy[-1] = -p["KA"] * y[-1]
-        return dy
-
-    ends = d_t + d_dur
-    points = np.unique(np.concatenate([obs_t, d_t, ends[d_dur > 0], [b for b in breaks if np.isfinite(b)]]))
-    y = np.zeros(ns)
-    at = {}
-    for k, t0 in enumerate(points):
-        bolus = (d_t == t0) & (d_dur == 0)
-        y[0] += d_amt[bolus & ~d_oral].sum()
-        if oral:
-            y[-1] += d_amt[bolus & d_oral].sum()
-        at[t0] = y[0] / p_of_t(t0)["V1"]
-        if k + 1 == len(points):
-            break
-        t1 = points[k + 1]
-        on = (d_dur > 0) & (d_t <= t0) & (ends >= t1)
-        rate = float(np.sum(d_amt[on] / d_dur[on]))
-        if rate == 0 and not np.any(y):
-            continue
-        sol = solve_ivp(rhs, (t0, t1), y, method="LSODA", rtol=1e-11, atol=1e-13 * d_amt.max(),
-                        args=(rate, p_of_t(t0)))
-        assert sol.success, sol.message
-        y = sol.y[:, -1]
-    return np.array([at[t] for t in obs_t])
+def _case(seed, n_sub: int, n_cmt: int, elimination: str, oral: bool, varying: tuple, sd: float):
+    """A random design with segments, parameters and N(0, sd²) offsets: (d, g, design, names, theta, off)."""
+    rng = np.random.default_rng(seed)
+    d, g = _design(rng, n_sub, oral)
+    design = ode_design(**d, n_subjects=n_sub, **g)
+    names = parameter_names(n_cmt, elimination, design.has_oral)
+    theta = _params(rng, n_sub, names)
+    return d, g, design, names, theta, rng.normal(0.0, sd, (g["seg_time"].size, len(varying)))
 
 
 CASES = [(1, "linear", False, ("CL",)), (2, "linear", True, ("CL", "V1")), (1, "michaelis-menten", False, ("VMAX",)),
@@ -119,13 +80,9 @@ CASES = [(1, "linear", False, ("CL",)), (2, "linear", True, ("CL", "V1")), (1, "
 
 @pytest.mark.parametrize("n_cmt, elimination, oral, varying", CASES)
 def test_piecewise_parameters_match_solve_ivp(n_cmt: int, elimination: str, oral: bool, varying: tuple) -> None:
-    rng = np.random.default_rng([n_cmt, len(elimination), len(varying)])
     n_sub = 6
-    d, g = _design(rng, n_sub, oral)
-    design = ode_design(**d, n_subjects=n_sub, **g)
-    names = parameter_names(n_cmt, elimination, design.has_oral)
-    theta = _params(rng, n_sub, names)
-    off = rng.normal(0.0, 0.4, (g["seg_time"].size, len(varying)))
+    d, g, design, names, theta, off = _case([n_cmt, len(elimination), len(varying)], n_sub, n_cmt, elimination,
+                                            oral, varying, 0.4)
     got = solve_ode(design, theta, n_cmt=n_cmt, elimination=elimination, offsets=off, varying=varying)
     d_oral = d["dose_oral"] if oral else np.zeros(d["dose_time"].size, bool)
     for i in range(n_sub):
@@ -139,7 +96,7 @@ def test_piecewise_parameters_match_solve_ivp(n_cmt: int, elimination: str, oral
                 p[v] *= np.exp(off[k[seg], j])
             return p
 
-        ref = _reference(p_of_t, n_cmt, elimination, design.has_oral, d["obs_time"][o], d["dose_time"][s],
+        ref = reference_concentrations(p_of_t, n_cmt, elimination, design.has_oral, d["obs_time"][o], d["dose_time"][s],
                          d["dose_amt"][s], d["dose_dur"][s], d_oral[s], starts)
         peak = d["dose_amt"][s].max() / theta[i, names.index("V1")]  # the sampled maximum can be far below
         big = np.abs(ref) > 1e-5 * peak
@@ -182,13 +139,9 @@ def test_zero_offsets_are_constant_parameters(n_cmt, elimination, oral, varying)
 
 @pytest.mark.parametrize("n_cmt, elimination, oral, varying", CASES)
 def test_jacobians_match_finite_differences(n_cmt, elimination, oral, varying) -> None:
-    rng = np.random.default_rng([11, n_cmt, len(varying)])
     n_sub = 3
-    d, g = _design(rng, n_sub, oral)
-    design = ode_design(**d, n_subjects=n_sub, **g)
-    names = parameter_names(n_cmt, elimination, design.has_oral)
-    theta = _params(rng, n_sub, names)
-    off = rng.normal(0.0, 0.3, (g["seg_time"].size, len(varying)))
+    d, g, design, names, theta, off = _case([11, n_cmt, len(varying)], n_sub, n_cmt, elimination, oral, varying,
+                                            0.3)
     kw = dict(n_cmt=n_cmt, elimination=elimination, rtol=1e-11, atol=1e-14, varying=varying)
     conc, jac, jseg = solve_ode(design, theta, jacobian=True, offsets=off, **kw)
     scale = np.abs(conc).max()
