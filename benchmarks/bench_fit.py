@@ -5,6 +5,7 @@ Run by hand (not a test):
 
     .venv/bin/python benchmarks/bench_fit.py [--draws 1000] [--tune 500] [--chains 4]
         [--parametrization laplace|centered|noncentered] [--grad-only | --skip-grad] [--compile-only [--legacy]]
+        [--backend numba|jax]
 
 Prints compile time, sampling time, per-parameter bulk/tail ESS and R-hat,
 divergences, min/mean bulk ESS per second, leapfrog steps per draw, the cost of
@@ -18,7 +19,8 @@ PyTensor graph work, numba for the log density and gradient, the C callback,
 the expand function), then a repeat on the other data.  Run it twice for a
 new process with a warm disk cache; ``--legacy`` times what ``fit`` did before
 the compile cache (``nutpie.compile_pymc_model`` on a model with the data as
-constants), the baseline.
+constants), the baseline.  ``--backend jax`` fits with ``fit(..., backend="jax")`` (XLA
+compiles the model; poppk[jax]) and times its gradient as nutpie calls it.
 Needs ../shared/benchmarks/ (not bundled: see its README).
 """
 
@@ -70,6 +72,25 @@ def gradient_cost(spec, data, n: int = 300) -> dict[str, float]:
     return out
 
 
+def gradient_cost_jax(spec, data, n: int = 300) -> float:
+    """Milliseconds per log density + gradient with the JAX backend, as nutpie calls it (one thread)."""
+    from poppk.model import build_design, build_model, laplace_init
+    from poppk.model.jax_backend import compile_jax
+
+    spec = spec.resolved(data.covariates)
+    design = build_design(spec, data)
+    model = build_model(spec, design=design, init=laplace_init(spec, design))
+    compiled = compile_jax(model, initial_points={}, jitter_rvs={model["z"]}, var_names=["CL"])
+    logp = compiled._make_logp_func()
+    x = compiled._make_initial_points(0)
+    for _ in range(5):
+        logp(x)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        logp(x)
+    return (time.perf_counter() - t0) / n * 1e3
+
+
 def model_gradient_ms(model, n: int = 300) -> float:
     """Milliseconds per log density + gradient of a PyMC model (numba mode, at its initial point)."""
     fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
@@ -97,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-only", action="store_true", help="time compiling only (first and repeat)")
     ap.add_argument("--legacy", action="store_true", help="with --compile-only: today's compile path (baseline)")
     ap.add_argument("--second-draws", type=int, default=100, help="draws and tune of the second fit (0: skip it)")
+    ap.add_argument("--backend", choices=("numba", "jax"), default="numba", help="fit(..., backend=)")
     ap.add_argument("--low-rank", choices=("auto", "on", "off"), default="auto",
                     help="nutpie's low-rank mass matrix adaptation (auto: fit()'s default)")
     args = ap.parse_args(argv)
@@ -113,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parametrization: {spec.parametrization}")
     if args.compile_only:
         return compile_only(spec, data, legacy=args.legacy)
-    if not args.skip_grad:
+    if not args.skip_grad and args.backend == "jax":
+        g = gradient_cost_jax(spec, data)
+        print(f"gradient (jax, as nutpie calls it): {g:.3f} ms; {g * 1e6 / len(data.observations):.0f} ns per observation")
+    elif not args.skip_grad:
         g = gradient_cost(spec, data)
         n_obs = len(data.observations)
         print(f"gradient: {g['recursion']:.3f} ms (modal recursion), {g['dense']:.3f} ms (dense superposition); "
@@ -122,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     f = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, progress=False,
-            log_likelihood=False, warn=False, low_rank={'auto': None, 'on': True, 'off': False}[args.low_rank])
+            log_likelihood=False, warn=False, low_rank={'auto': None, 'on': True, 'off': False}[args.low_rank],
+            backend=args.backend)
     total = time.perf_counter() - t0
     tm = f.settings["timings"]
     s = f.summary()
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.second_draws:
         other_spec, other_data = other_problem(spec, data)
         f2 = fit(other_spec, other_data, draws=args.second_draws, tune=args.second_draws, chains=args.chains,
-                 seed=args.seed + 1, progress=False, log_likelihood=False, warn=False)
+                 seed=args.seed + 1, progress=False, log_likelihood=False, warn=False, backend=args.backend)
         print(f"second fit (same structure, {other_data.n_subjects} subjects, other priors): "
               f"compile {f2.settings['timings']['compile_s']:.2f} s")
     return 0

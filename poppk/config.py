@@ -26,6 +26,8 @@ Every section mirrors a CLI command; every key is the twin of an option::
     tune = 500
     chains = 4
     seed = 1
+    backend = "numba"           # what compiles the model: "numba" (once per structure, reused by later fits)
+                                # or "jax" (XLA: seconds to compile, slower sampling; needs poppk[jax])
     reuse = true                # a fit saved in <out>/fits/<name> with the same model, data and settings is
                                 # loaded, not refitted (false: always refit)
     workers = 0                 # >0: the candidate fits run at once on a dask LocalCluster of that many
@@ -97,7 +99,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
              "aibw_factor": (int, float), "drop": list, "time_unit": str, "dvid": (str, int, float, list)},
     "model": {},  # validated by ModelSpec.from_dict
     "fit": {"descriptors": list, "size_parameters": list, "draws": int, "tune": int, "chains": int,
-            "seed": int, "sampler": str, "size_fraction": (dict, int, float), "loo_max_refits": int,
+            "seed": int, "sampler": str, "backend": str, "size_fraction": (dict, int, float), "loo_max_refits": int,
             "allow_unconverged": bool, "reuse": bool, "workers": int, "scheduler_address": str},
     "checks": {"enabled": bool, "draws": int, "formats": list, "stratify": str},
     "simulate": {"enabled": bool, "fit": str, "strategies": list, "schedule": str, "infusion": str,
@@ -167,6 +169,10 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
             if want is int and value < (0 if key in ("seed", "workers", "loo_max_refits") else 1):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected a "
                                   f"{'whole number >= 0' if key in ('seed', 'workers', 'loo_max_refits') else 'positive integer'}")
+    backend = doc.get("fit", {}).get("backend", "numba")
+    if backend not in ("numba", "jax"):
+        raise ConfigError(f"fit.backend = {backend!r}: use 'numba' (compile a structure once, reuse it) or 'jax' "
+                          "(XLA: a first compile of seconds, sampling slower)")
     weights = doc.get("simulate", {}).get("model_weights", "stacking")
     if weights not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
         raise ConfigError(f"simulate.model_weights = {weights!r}: use 'stacking', 'BB-pseudo-BMA' or 'pseudo-BMA'")
@@ -326,7 +332,8 @@ def fit_options(config: AnalysisConfig, *, quick: bool = False) -> dict[str, Any
     if quick:
         draws, tune, chains = min(draws, 150), min(tune, 150), min(chains, 2)
     return dict(draws=draws, tune=tune, chains=chains, seed=config.get("fit", "seed", 0),
-                sampler=config.get("fit", "sampler", "nutpie"), progress=False)
+                sampler=config.get("fit", "sampler", "nutpie"), backend=config.get("fit", "backend", "numba"),
+                progress=False)
 
 
 def run_analysis(config: AnalysisConfig, *, out: str | Path | None = None, quick: bool = False,

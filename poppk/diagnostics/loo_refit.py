@@ -40,12 +40,14 @@ __all__ = ["loo_refit", "exact_subject_elpd", "refit_settings", "FitFunction"]
 FitFunction = Callable[..., Any]
 
 #: Sampler settings of :func:`poppk.fit` that a refit repeats (read from ``Fit.settings``).
-_SETTINGS = ("draws", "tune", "chains", "cores", "seed", "sampler", "low_rank", "target_accept")
+_SETTINGS = ("draws", "tune", "chains", "cores", "seed", "sampler", "low_rank", "target_accept", "backend")
 
 
 def refit_settings(fit: Any) -> dict[str, Any]:
     """The keyword arguments that repeat a fit's sampler settings (draws, tune, chains, seed, ...)."""
     got = {k: fit.settings[k] for k in _SETTINGS if k in fit.settings}
+    if got.get("backend", "") is None:  # PyMC's sampler: no compile backend to repeat
+        del got["backend"]
     if got:
         got.update(progress=False, warn=False)
     return got

@@ -285,11 +285,12 @@ class Fit:
         return save_fit(self, path, include_log_likelihood=include_log_likelihood)
 
 
-def _versions() -> dict[str, str]:
+def _versions(backend: str = "numba") -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("poppk", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray", "scipy"):
+    compiler = ("jax", "jaxlib") if backend == "jax" else ("numba",)
+    for pkg in ("poppk", "pymc", "pytensor", "nutpie", *compiler, "arviz", "numpy", "pandas", "xarray", "scipy"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -317,6 +318,7 @@ def fit(
     warn: bool = True,
     cache: bool = True,
     file: str | Path | None = None,
+    backend: str = "numba",
 ) -> Fit:
     """Sample the posterior of ``spec`` on ``data``.
 
@@ -369,6 +371,14 @@ def fit(
         sampling; otherwise the new fit is saved there atomically (replacing
         what was there, with a warning saying why).  Re-running a notebook or
         an analysis then costs no refit.
+    backend
+        What compiles the log density for nutpie: ``"numba"`` (default; each
+        model structure is compiled once per machine and reused, see
+        ``cache``) or ``"jax"`` (XLA, with JAX's gradient: a first compile of
+        seconds instead of a minute or more, sampling slower; for a structure
+        fitted once; needs ``poppk[jax]``, not for models on the ODE path;
+        :mod:`poppk.model.jax_backend`).  The two give different draws for a
+        seed (they round differently), each reproducible.
 
     Returns
     -------
@@ -378,6 +388,14 @@ def fit(
 
     if sampler not in ("nutpie", "pymc"):
         raise ModelSpecError(f"sampler {sampler!r} is not 'nutpie' or 'pymc'")
+    if backend not in ("numba", "jax"):
+        raise ModelSpecError(f"backend {backend!r} is not 'numba' or 'jax'")
+    if backend == "jax" and sampler != "nutpie":
+        raise ModelSpecError("backend='jax' compiles for nutpie: use sampler='nutpie' (PyMC's sampler has its own)")
+    if backend == "jax" and uses_ode(spec):
+        raise ModelSpecError(
+            "backend='jax' does not cover models on the ODE path (nonlinear elimination, time-varying "
+            "covariates, occasion effects): their solver has no JAX implementation; use backend='numba'")
     for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if int(value) != value or value < low:
             raise ModelSpecError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -392,7 +410,8 @@ def fit(
 
         key = fingerprint(spec, data, {"draws": int(draws), "tune": int(tune), "chains": int(chains),
                                        "seed": int(seed), "sampler": sampler, "low_rank": bool(low_rank),
-                                       "target_accept": target_accept, "cache": bool(cache)})
+                                       "target_accept": target_accept, "cache": bool(cache)}
+                      | ({"backend": backend} if backend != "numba" else {}))
         saved = load_matching(file, key)
         if saved is not None:
             report = saved.convergence() if warn else None
@@ -430,7 +449,14 @@ def fit(
         import nutpie
         from threadpoolctl import threadpool_limits
 
-        if cache:
+        if backend == "jax":
+            from poppk.model.jax_backend import compile_jax
+
+            model = build_model(spec, design=design, init=init)
+            free = {rv.name for rv in model.free_RVs}
+            compiled = compile_jax(model, initial_points={k: v for k, v in ip.items() if k in free},
+                                   jitter_rvs={model["z"]} if spec.iiv else set(model.free_RVs), var_names=var_names)
+        elif cache:
             from poppk.model.compile_cache import compile_nutpie
 
             compiled, _ = compile_nutpie(spec, design, init, initial_points=ip, var_names=var_names,
@@ -475,6 +501,7 @@ def fit(
     idata = _tidy_idata(idata, spec, design, var_names)
     settings = {
         "sampler": sampler,
+        "backend": backend if sampler == "nutpie" else None,
         "draws": int(draws),
         "tune": int(tune),
         "chains": int(chains),
@@ -490,7 +517,7 @@ def fit(
             "betas": init.betas,
             "iterations": init.iterations,
         },
-        "versions": _versions(),
+        "versions": _versions(backend),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if key is not None:

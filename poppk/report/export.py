@@ -84,6 +84,8 @@ def report_provenance(fit: Any) -> dict[str, Any]:
         "n_observations": n_obs,
         "model": fit.spec.structure,
         "sampler": s.get("sampler"),
+        # fits saved before the choice existed were compiled by numba
+        "backend": s.get("backend") or ("numba" if s.get("sampler") == "nutpie" else None),
         "chains": int(post.sizes["chain"]),
         "draws_per_chain": int(post.sizes["draw"]),
         "tune": s.get("tune"),

@@ -141,6 +141,7 @@ def test_json_parses_with_provenance(full_report):
     assert prov["data_sha256"] == data.sha256 and len(prov["data_sha256"]) == 64
     assert prov["data_file"] == data_file().name
     assert prov["seed"] == 1234 and prov["sampler"] == "nutpie"
+    assert prov["backend"] == "numba"  # a fit saved without the setting was compiled by numba
     assert prov["chains"] == 2 and prov["draws_per_chain"] == 200
     assert prov["versions"]["pymc"] == "5.0" and prov["report_created"]
     assert doc["spec"]["structure"] == "1cmt"
