@@ -13,14 +13,9 @@ new arrays as their data: nothing is compiled again, whatever the number of
 subjects, observations or doses.
 
 The log density is the same expression as the one ``build_model`` assembles
-with constants (see ``tests/model/test_compile_cache.py``).  What the key
-holds is what changes the graph: the spec's structure, absorption, the
-covariate effects' parameters and forms (not their columns: the coefficients
-are renamed on the way out), the IIV and error models, the prior families
-(not their values), the parametrisation, LKJ η, and from the data the
-recursion width and which terms exist (steady state, infusions still running,
-oral doses, BLQ records); with it go the inputs' names, types and sizes past
-the first axis (:meth:`GraphInputs.signature`: the padded doses per
+with constants (see ``tests/model/test_compile_cache.py``).  The key is what
+changes the graph (:mod:`poppk.model.graph_key`); with it go the inputs'
+names, types and sizes past the first axis (:meth:`GraphInputs.signature`: the padded doses per
 observation, for instance).  The first axis of every input (subjects,
 observations, ...) stays free.
 
@@ -55,6 +50,7 @@ from poppk.model import callbacks as _callbacks
 from poppk.model.design import ModelDesign
 from poppk.model.init import LaplaceInit
 from poppk.model.inputs import GraphInputs
+from poppk.model.graph_key import structure_key
 from poppk.model.spec import ModelSpec
 
 __all__ = ["structure_key", "compile_nutpie", "cache_info", "clear_cache", "logp_and_gradient"]
@@ -63,43 +59,6 @@ _LOCK = threading.RLock()
 _CACHE: dict[tuple[Any, ...], "_Compiled"] = {}
 _COMPILING: dict[tuple[Any, ...], threading.Lock] = {}  # one thread compiles a key, the others wait
 _STATS = {"hits": 0, "misses": 0}
-
-
-def structure_key(spec: ModelSpec, design: ModelDesign) -> tuple[Any, ...]:
-    """Everything that decides the compiled graph of ``spec`` on ``design`` (see module doc).
-
-    Numbers that are graph inputs (data, covariate values and references,
-    prior hyper-parameters, fixed values, the Laplace terms) are not in it.
-    """
-    from poppk.model.build import _sigma_prior
-    from poppk.model.predict import prediction_structure
-
-    def fam(prior: Any) -> str:
-        return prior.family
-
-    return (
-        spec.structure,
-        spec.absorption,
-        spec.lag,
-        tuple((p, fam(pr)) for p, pr in spec.typical),
-        tuple((c.parameter, c.form, c.reference is None, c.base_reference is None) for c in spec.covariates),
-        tuple(fam(pr) for _, pr in spec.coefficients),
-        tuple(spec.iiv),
-        spec.iiv_correlation,
-        tuple((p, fam(pr)) for p, pr in spec.omega),
-        float(spec.lkj_eta) if spec.iiv_correlation == "full" else None,
-        spec.error,
-        tuple((k, fam(_sigma_prior(spec, k, design))) for k in spec.sigma_names),
-        spec.blq,
-        bool(spec.truncate_at_zero),
-        spec.parametrization,
-        bool(design.has_blq),
-        len(design.covariates),
-        prediction_structure(spec, design),
-        # which effects are evaluated per record, by position (graph inputs tv{i} follow this order), and IOV
-        tuple([c.name for c in spec.covariates].index(name) for name in spec.time_varying),
-        tuple((p, fam(pr)) for p, pr in spec.iov),
-    )
 
 
 def logp_and_gradient(compiled: Any, x: np.ndarray) -> tuple[float, np.ndarray]:

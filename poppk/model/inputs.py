@@ -12,7 +12,7 @@ prior hyper-parameters.
 
 Which branches the graph has (an infusion or steady-state term, BLQ records,
 the recursion width, ...) is decided from the NumPy values at build time in
-both modes; :func:`poppk.model.compile_cache.structure_key` lists those
+both modes; :func:`poppk.model.graph_key.structure_key` lists those
 decisions.
 """
 

@@ -21,8 +21,10 @@ from typing import Any, Iterable, Mapping
 from poppk.errors import ModelSpecError
 from poppk.model.analytes import Analyte, analyte_parameters, analyte_sigma_names, formation_of, normalise_analytes
 from poppk.model.elimination import check_elimination, elimination_parameters, elimination_units
-from poppk.model.effects import SIZE_COLUMNS, SIZE_FRACTION, CovariateEffect, _as_prior
+from poppk.model.effects import SIZE_FRACTION, CovariateEffect, _as_prior
 from poppk.model.priors import Prior
+from poppk.model.size_model import (adjusted_size_effects, check_size_fraction, power_size_effects, size_targets,
+                                    without_size_effects)
 from poppk.model.time_varying import normalise_time_variation
 from poppk.pk.disposition import PARAMETERS as DISPOSITION_PARAMETERS
 
@@ -79,11 +81,6 @@ def structural_parameters(structure: str, absorption: str | None = None, lag: bo
     if absorption == "first-order":
         names = names + ("KA",) + (("ALAG1",) if lag else ())
     return names
-
-
-def _exponent(exponents: Mapping[str, float | Prior] | None, parameter: str) -> Prior | None:
-    e = (exponents or {}).get(parameter)
-    return Prior.fixed(float(e)) if isinstance(e, (int, float)) else e
 
 
 def _freeze_priors(mapping: Any, where: str) -> tuple[tuple[str, Prior], ...]:
@@ -309,7 +306,7 @@ class ModelSpec:
             raise ModelSpecError(f"parametrization {self.parametrization!r} is not one of {PARAMETRIZATIONS}")
         if self.truncate_at_zero and self.error == "exponential":
             raise ModelSpecError("truncate_at_zero applies to additive/proportional/combined errors only")
-        self._check_size_fraction()
+        object.__setattr__(self, "size_fraction", check_size_fraction(self.covariates, self.size_fraction))
         units = dict(self.units.items() if isinstance(self.units, Mapping) else self.units)
         for k in units:
             if k not in ("time", "amount", "volume"):
@@ -317,33 +314,6 @@ class ModelSpec:
         base: dict[str, str | None] = {"time": None, "amount": "mg", "volume": "L"}
         base.update({k: str(v) for k, v in units.items() if v is not None})
         object.__setattr__(self, "units", tuple((k, v) for k, v in base.items() if v is not None))
-
-    def _check_size_fraction(self) -> None:
-        adjusted = [c for c in self.covariates if c.form == "adjusted"]
-        bases = {(c.covariate, c.base) for c in adjusted}
-        if len(bases) > 1:
-            raise ModelSpecError(
-                f"adjusted size effects share one fraction, so they must use the same columns; got {sorted(bases)}"
-            )
-        prior = self.size_fraction
-        if prior is None:
-            object.__setattr__(self, "size_fraction", Prior.beta(1.0, 1.0) if adjusted else None)
-            return
-        if isinstance(prior, (int, float)) and not isinstance(prior, bool):
-            prior = Prior.fixed(float(prior))
-        prior = _as_prior(prior, "size_fraction")
-        if prior.family not in ("beta", "fixed"):
-            raise ModelSpecError(
-                f"size_fraction: use a 'beta' prior on (0, 1) or a 'fixed' value in [0, 1], got {prior.family!r}"
-            )
-        if prior.is_fixed and not 0.0 <= prior["value"] <= 1.0:
-            raise ModelSpecError(f"size_fraction: a fixed fraction must lie in [0, 1], got {prior['value']}")
-        if not adjusted:
-            raise ModelSpecError(
-                "size_fraction is given but no covariate effect has form='adjusted'; "
-                "add them with ModelSpec.with_size_model()"
-            )
-        object.__setattr__(self, "size_fraction", prior)
 
     # ------------------------------------------------------------ properties
     @property
@@ -453,11 +423,9 @@ class ModelSpec:
             Fixed exponent or prior per parameter (e.g. ``{"CL": 0.75}`` fixes
             it); others get the default power prior.
         """
-        kept = self._without_size_effects()
-        new = []
-        for p in self._size_targets(parameters):
-            new.append(CovariateEffect(p, descriptor, "power", reference=reference, prior=_exponent(exponents, p)))
-        return dataclasses.replace(self, covariates=kept + tuple(new), size_fraction=None)
+        new = power_size_effects(descriptor, size_targets(self.parameters, parameters), reference=reference,
+                                 exponents=exponents)
+        return dataclasses.replace(self, covariates=without_size_effects(self.covariates) + new, size_fraction=None)
 
     def with_size_model(
         self,
@@ -499,26 +467,9 @@ class ModelSpec:
         >>> [c.name for c in spec.covariates], spec.size_fraction
         (['beta_CL_SIZE', 'beta_V1_SIZE'], Prior('beta', alpha=1.0, beta=1.0))
         """
-        kept = self._without_size_effects()
-        new = tuple(
-            CovariateEffect(
-                p, total, "adjusted", reference=reference, prior=_exponent(exponents, p),
-                base=base, base_reference=base_reference,
-            )
-            for p in self._size_targets(parameters)
-        )
-        return dataclasses.replace(self, covariates=kept + new, size_fraction=fraction)
-
-    def _without_size_effects(self) -> tuple[CovariateEffect, ...]:
-        return tuple(
-            c for c in self.covariates
-            if not (c.form == "adjusted" or (c.form == "power" and c.covariate.upper() in SIZE_COLUMNS))
-        )
-
-    def _size_targets(self, parameters: Iterable[str] | None) -> tuple[str, ...]:
-        if parameters is not None:
-            return tuple(parameters)
-        return tuple(p for p in self.parameters if p.startswith(("CL", "Q", "V")))
+        new = adjusted_size_effects(total, base, size_targets(self.parameters, parameters), reference=reference,
+                                    base_reference=base_reference, exponents=exponents)
+        return dataclasses.replace(self, covariates=without_size_effects(self.covariates) + new, size_fraction=fraction)
 
     def resolved(self, covariate_table: Any) -> "ModelSpec":
         """A copy with every ``reference=None`` replaced by the covariate's median.
