@@ -197,7 +197,8 @@ def _check_forecast(config: AnalysisConfig) -> None:
     """The ``[forecast]`` section: its tables readable with an ID column, its target, label and schedules
     readable, its model one of the fits -- each error naming the key."""
     from poppk.forecast.patient import read_table
-    from poppk.forecast.recommend import parse_regimen, parse_target
+    from poppk.forecast.recommend import parse_regimen
+    from poppk.forecast.target import parse_target
     from poppk.simulate.strategies import parse_strategy
 
     f = config.sections["forecast"]
