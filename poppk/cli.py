@@ -137,7 +137,7 @@ def _fit(args: argparse.Namespace) -> int:
     spec = resolve_time_unit(spec, data)  # before anything is printed: no unit, no fit
     print(spec.describe())
     result = fit(spec, data, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                 progress=not args.quiet)
+                 progress=not args.quiet, backend=args.backend)
     print(result.summary().round(4).to_string())
     report = result.convergence()
     print(report.message())
@@ -163,6 +163,9 @@ def _add_fit(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tune", type=int, default=defaults.FIT_TUNE)
     p.add_argument("--chains", type=int, default=defaults.FIT_CHAINS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=("numba", "jax"), default="numba",
+                   help="what compiles the model: numba (once per structure, reused) or jax (XLA: seconds, "
+                        "slower sampling; needs poppk[jax])")
     p.add_argument("--map", metavar="OLD=NEW", type=_mapping, action="append", default=[])
     p.add_argument("--female-code", metavar="CODE", default=None)
     _add_data_options(p)

@@ -88,6 +88,18 @@ def test_fit_exit_codes(files, monkeypatch, capsys):
     assert main(_fit_args(files, "--allow-unconverged")) == 0
 
 
+def test_fit_backend_option_reaches_fit(files, monkeypatch):
+    seen: list[str] = []
+
+    def fake_fit(*args, **kwargs):
+        seen.append(kwargs["backend"])
+        return _StandIn(True)
+
+    monkeypatch.setattr(poppk.model, "fit", fake_fit)
+    assert main(_fit_args(files)) == 0 and main(_fit_args(files, "--backend", "jax")) == 0
+    assert seen == ["numba", "jax"]
+
+
 def test_bad_input_is_still_2(files, monkeypatch):
     _use_fit(monkeypatch, ok=False)  # the data are refused before any fit
     bad = files["dir"] / "bad.csv"
