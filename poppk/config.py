@@ -173,6 +173,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".") -> Analysis
     if backend not in ("numba", "jax"):
         raise ConfigError(f"fit.backend = {backend!r}: use 'numba' (compile a structure once, reuse it) or 'jax' "
                           "(XLA: a first compile of seconds, sampling slower)")
+    if backend == "jax" and doc.get("fit", {}).get("sampler", "nutpie") != "nutpie":
+        raise ConfigError("fit.backend = 'jax' compiles for nutpie: remove fit.sampler or set it to 'nutpie'")
     weights = doc.get("simulate", {}).get("model_weights", "stacking")
     if weights not in ("stacking", "BB-pseudo-BMA", "pseudo-BMA"):
         raise ConfigError(f"simulate.model_weights = {weights!r}: use 'stacking', 'BB-pseudo-BMA' or 'pseudo-BMA'")

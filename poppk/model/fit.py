@@ -408,10 +408,14 @@ def fit(
     if file is not None:
         from poppk.model.reuse import fingerprint, load_matching
 
-        key = fingerprint(spec, data, {"draws": int(draws), "tune": int(tune), "chains": int(chains),
-                                       "seed": int(seed), "sampler": sampler, "low_rank": bool(low_rank),
-                                       "target_accept": target_accept, "cache": bool(cache)}
-                      | ({"backend": backend} if backend != "numba" else {}))
+        sampling = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "seed": int(seed),
+                    "sampler": sampler, "low_rank": bool(low_rank), "target_accept": target_accept}
+        if backend == "numba":  # as before the choice existed, so that saved fits still match
+            sampling["cache"] = bool(cache)
+        else:  # JAX's versions decide its draws as numba's do numba's (in the code revision)
+            versions = _versions(backend)
+            sampling.update(backend=backend, compiler={k: versions[k] for k in ("jax", "jaxlib")})
+        key = fingerprint(spec, data, sampling)
         saved = load_matching(file, key)
         if saved is not None:
             report = saved.convergence() if warn else None

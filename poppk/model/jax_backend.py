@@ -6,9 +6,11 @@ structure is seen on a machine (the compile store makes every later fit of the
 structure nearly free, see :mod:`poppk.model.compile_cache`).  XLA compiles
 the same graph, with its gradient taken by JAX's automatic differentiation, in
 a few seconds; each gradient then costs about as much as numba's, but nutpie
-calls it through Python, which makes sampling slower.  The module sets JAX to
-64-bit floats and to run each call on the calling thread (no asynchronous
-dispatch), and XLA to one thread per call unless ``XLA_FLAGS`` is set.  So the JAX backend pays
+calls it through Python, which makes sampling slower.  A JAX fit sets two
+options of JAX for the whole process: 64-bit floats (``jax_enable_x64``) and
+no asynchronous dispatch on the CPU (``jax_cpu_enable_async_dispatch``: each
+call runs on the calling thread), which other JAX code in the process then
+shares.  So the JAX backend pays
 off for a structure fitted once (a first look at a new model, a one-off
 candidate), and numba for a structure fitted many times (candidate models of
 one form, calibration replicates, simulation-based calibration).  The README
@@ -26,7 +28,6 @@ are refused: their solver Op has no JAX implementation.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -36,6 +37,7 @@ from poppk.errors import ModelSpecError
 __all__ = ["available", "compile_jax", "laplace_reparam_jax"]
 
 _REGISTERED = False
+_CONFIGURED = False
 
 
 def available() -> bool:
@@ -46,18 +48,16 @@ def available() -> bool:
 
 
 def _import_jax() -> Any:
+    """JAX, configured for poppk's use (see the module doc): 64-bit floats, synchronous calls."""
     if not available():
         raise ModelSpecError("backend='jax' needs JAX: pip install 'poppk[jax]' (or jax), or use backend='numba'")
-    # nutpie runs the chains in threads that each call the compiled program: one thread per
-    # call, not XLA's own pool on top (set before JAX's CPU client starts; a user's flags win)
-    if "jax" not in __import__("sys").modules and "XLA_FLAGS" not in os.environ:
-        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     import jax
 
+    global _CONFIGURED
+    _CONFIGURED = True
     jax.config.update("jax_enable_x64", True)
     # each gradient runs on the calling thread instead of being handed to JAX's executor thread
-    # and waited for: 0.57 against 0.72 ms per call inside nutpie on the benchmark (read when
-    # JAX's CPU client starts, so it has no effect once a process has computed with JAX)
+    # and waited for: 0.57 against 0.72 ms per call inside nutpie on the benchmark
     jax.config.update("jax_cpu_enable_async_dispatch", False)
     return jax
 
@@ -72,8 +72,10 @@ def laplace_reparam_jax(info: Any, h: Any, mu: Any, oinv: Any, z: Any) -> tuple[
     the ``k ≤ ~6`` parameters, each step vectorised over the subjects: XLA's
     batched LAPACK calls cost more than the whole rest of the log density here.
     """
-    jax = _import_jax()
-    jnp = jax.numpy
+    if not _CONFIGURED:  # called on its own: 64-bit floats first (traced once per compile)
+        _import_jax()
+    import jax.numpy as jnp
+
     k = z.shape[-1]
     S = 0.5 * (oinv + oinv.T)
     P = info + S[None]
@@ -138,7 +140,13 @@ def compile_jax(model: Any, *, initial_points: Mapping[str, np.ndarray], jitter_
     _register()
     import nutpie
 
-    return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax",
-                                     initial_points=dict(initial_points), jitter_rvs=jitter_rvs,
-                                     var_names=var_names)
+    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax",
+                                         initial_points=dict(initial_points), jitter_rvs=jitter_rvs,
+                                         var_names=var_names)
+    # XLA compiles on the first call: make it here, so that the compile is timed as one
+    # (numba's is) and not inside the first sampling steps
+    x = np.asarray(compiled._make_initial_points(0), dtype=np.float64)
+    compiled._make_logp_func()(x, **compiled._shared_data)
+    compiled._make_expand_func(0, 0, 0)(x, **compiled._shared_data)
+    return compiled
 

@@ -98,7 +98,39 @@ def test_config_backend_reaches_fit(tmp_path, repo_root):
     (tmp_path / "bare.toml").write_text(text)
     (tmp_path / "jax.toml").write_text(text.replace("[fit]", '[fit]\nbackend = "jax"', 1))
     (tmp_path / "bad.toml").write_text(text.replace("[fit]", '[fit]\nbackend = "xla"', 1))
+    (tmp_path / "pymc.toml").write_text(text.replace("[fit]", '[fit]\nbackend = "jax"\nsampler = "pymc"', 1))
     assert fit_options(load_config(tmp_path / "bare.toml"))["backend"] == "numba"
     assert fit_options(load_config(tmp_path / "jax.toml"))["backend"] == "jax"
     with pytest.raises(ConfigError, match="fit.backend = 'xla'"):
         load_config(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="compiles for nutpie"):
+        load_config(tmp_path / "pymc.toml")
+
+
+@pytest.mark.slow
+def test_saved_jax_fit_is_reused_until_jax_changes(small_study, tmp_path, monkeypatch):
+    """``fit(..., file=)`` with the JAX backend: the same call loads the saved fit; another JAX
+    version (which would round differently) refits; the XLA compile is timed as compile."""
+    import sys
+    import warnings
+
+    from poppk.model import fit
+
+    fit_module = sys.modules["poppk.model.fit"]  # the module (poppk.model.fit is also the function)
+
+    data, _ = small_study
+    spec = ModelSpec(structure="1cmt", typical={"CL": 1.0, "V1": 10.0}, iiv=("CL",), error="proportional",
+                     units={"time": "h"})
+    opts = dict(draws=100, tune=100, chains=1, seed=2, progress=False, warn=False, log_likelihood=False,
+                backend="jax", file=tmp_path / "f")
+    first = fit(spec, data, **opts)
+    assert first.settings["timings"]["compile_s"] > 0
+    again = fit(spec, data, **opts)
+    assert again.settings["fingerprint"] == first.settings["fingerprint"]
+    assert again.settings["created"] == first.settings["created"]  # loaded, not sampled
+    real = fit_module._versions
+    monkeypatch.setattr(fit_module, "_versions", lambda backend="numba": {**real(backend), "jaxlib": "0.0.1"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        third = fit(spec, data, **opts)
+    assert third.settings["fingerprint"] != first.settings["fingerprint"]
