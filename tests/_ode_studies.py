@@ -113,12 +113,18 @@ TV_TRUTH = {"CL": 0.7, "V1": 3.0, "Q": 0.5, "V2": 2.0, "beta_CL_WT": 0.75, "omeg
             "omega_iov_CL": 0.2, "sigma_prop": 0.1}
 
 
-def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.DataFrame, dict]:
+def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4, beta_v1_wt: float = 0.0,
+                omega_iov_v1: float = 0.0) -> tuple[pd.DataFrame, dict]:
     """2-cmt linear (ADC-like, days), 30-min infusion of 250 mg Q3W for ``cycles`` cycles, with
     clearance following the weight of each cycle, ``CL·(WT/70)^0.75``, and varying between
     cycles (κ ~ N(0, 0.2²) per subject and cycle); weight recorded on every record (baseline
     50–100 kg, drifting by about −3% per cycle), the cycle as ``OCC``.  Samples at the end of
-    infusion, day 1, 7, 14 and the trough of each cycle."""
+    infusion, day 1, 7, 14 and the trough of each cycle.
+
+    ``beta_v1_wt`` (``V1·(WT/70)^beta``, per cycle) and ``omega_iov_v1`` (occasion variability on
+    V1, drawn after the CL one) add effects to the truth; at their defaults (0) the output is
+    that of the model without them, bit for bit.  When nonzero they are returned in the truth as
+    ``beta_V1_WT`` and ``omega_iov_V1``."""
     rng = np.random.default_rng(seed)
     t = TV_TRUTH
     rows = []
@@ -127,11 +133,15 @@ def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
         wts = wt0 * np.exp(np.cumsum(np.r_[0.0, -0.03 + 0.04 * rng.standard_normal(cycles - 1)]))
         eta_cl, eta_v1 = t["omega_CL"] * rng.standard_normal(), t["omega_V1"] * rng.standard_normal()
         kappa = t["omega_iov_CL"] * rng.standard_normal(cycles)
+        kappa_v1 = omega_iov_v1 * rng.standard_normal(cycles) if omega_iov_v1 else np.zeros(cycles)
 
-        def p_at(time: float, wts=wts, eta_cl=eta_cl, eta_v1=eta_v1, kappa=kappa) -> dict:
+        def p_at(time: float, wts=wts, eta_cl=eta_cl, eta_v1=eta_v1, kappa=kappa, kappa_v1=kappa_v1) -> dict:
             c = min(max(int(np.floor(time / 21.0 + 1e-9)), 0), cycles - 1)
+            v1 = t["V1"] * np.exp(eta_v1 + kappa_v1[c])
+            if beta_v1_wt:
+                v1 *= (wts[c] / 70.0) ** beta_v1_wt
             return {"CL": t["CL"] * (wts[c] / 70.0) ** t["beta_CL_WT"] * np.exp(eta_cl + kappa[c]),
-                    "V1": t["V1"] * np.exp(eta_v1), "Q": t["Q"], "V2": t["V2"]}
+                    "V1": v1, "Q": t["Q"], "V2": t["V2"]}
 
         doses = [(21.0 * c, 250.0, 1.0 / 48.0) for c in range(cycles)]
         times = np.concatenate([21.0 * c + np.array([0.05, 1.0, 7.0, 14.0, 20.9]) for c in range(cycles)])
@@ -143,7 +153,23 @@ def simulate_tv(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.Da
             r["WT"] = round(float(wts[k]), 2)
             r["OCC"] = k + 1
         rows += recs
-    return _table(rows), dict(t)
+    truth = dict(t)
+    if beta_v1_wt:
+        truth["beta_V1_WT"] = beta_v1_wt
+    if omega_iov_v1:
+        truth["omega_iov_V1"] = omega_iov_v1
+    return _table(rows), truth
+
+
+#: Effects the ``tv`` model does not have, in the truth of ``simulate_tv_misspecified``.
+TV_MISSPEC = {"beta_v1_wt": 1.0, "omega_iov_v1": 0.15}
+
+
+def simulate_tv_misspecified(seed: int, n_subjects: int = 24, cycles: int = 4) -> tuple[pd.DataFrame, dict]:
+    """``simulate_tv`` with also weight on V1 (``V1·(WT/70)^1.0``, per cycle) and occasion
+    variability on V1 (ω_IOV 0.15): a truth the benchmark's ``tv`` model (weight and IOV on CL
+    only) does not assume.  The truth returned holds ``beta_V1_WT`` and ``omega_iov_V1`` too."""
+    return simulate_tv(seed, n_subjects, cycles, **TV_MISSPEC)
 
 
 def reference_concentrations(p_of_t, n_cmt: int, elimination: str, oral: bool, obs_t, d_t, d_amt, d_dur, d_oral,
