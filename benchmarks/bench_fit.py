@@ -81,14 +81,7 @@ def gradient_cost_jax(spec, data, n: int = 300) -> float:
     design = build_design(spec, data)
     model = build_model(spec, design=design, init=laplace_init(spec, design))
     compiled = compile_jax(model, initial_points={}, jitter_rvs={model["z"]}, var_names=["CL"])
-    logp = compiled._make_logp_func()
-    x = compiled._make_initial_points(0)
-    for _ in range(5):
-        logp(x)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        logp(x)
-    return (time.perf_counter() - t0) / n * 1e3
+    return _ms_per_call(compiled._make_logp_func(), compiled._make_initial_points(0), n)
 
 
 def model_gradient_ms(model, n: int = 300) -> float:
@@ -96,7 +89,11 @@ def model_gradient_ms(model, n: int = 300) -> float:
     fn = model.logp_dlogp_function(ravel_inputs=True, mode="NUMBA")
     fn.set_extra_values({})
     point = model.initial_point()
-    x = np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars])
+    return _ms_per_call(fn, np.concatenate([np.ravel(point[v.name]) for v in fn._grad_vars]), n)
+
+
+def _ms_per_call(fn, x, n: int) -> float:
+    """Milliseconds per call of ``fn(x)``, after five warm-up calls."""
     for _ in range(5):
         fn(x)
     t0 = time.perf_counter()

@@ -110,7 +110,7 @@ def test_config_backend_reaches_fit(tmp_path, repo_root):
 @pytest.mark.slow
 def test_saved_jax_fit_is_reused_until_jax_changes(small_study, tmp_path, monkeypatch):
     """``fit(..., file=)`` with the JAX backend: the same call loads the saved fit; another JAX
-    version (which would round differently) refits; the XLA compile is timed as compile."""
+    version (which would round differently) refits."""
     import sys
     import warnings
 
